@@ -1,0 +1,1 @@
+"""Who may see what: principals, access lists, the security filter, token validation."""

@@ -1,0 +1,80 @@
+"""The authenticated caller and the principal keys that access lists are made of.
+
+Keys are tenant-qualified strings so that an object id can never match across
+tenants: ``user:{tid}/{oid}``, ``group:{tid}/{gid}`` and ``tenant:{tid}`` (every
+non-guest member of the tenant). E-mail addresses and display names are never
+identity.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+# Entra ids are GUIDs; the development directory uses the same shape. Anything
+# else in an id is rejected so that a key can never smuggle a separator.
+_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def is_valid_id(value: str) -> bool:
+    """True for a tenant, user or group id we accept (GUID-like, no separators)."""
+    return bool(_ID_PATTERN.fullmatch(value))
+
+
+def _require_id(value: str, what: str) -> str:
+    if not is_valid_id(value):
+        raise ValueError(f"invalid {what} id: {value!r}")
+    return value
+
+
+def user_key(tenant_id: str, object_id: str) -> str:
+    """The access-list key of one user in one tenant."""
+    return f"user:{_require_id(tenant_id, 'tenant')}/{_require_id(object_id, 'user')}"
+
+
+def group_key(tenant_id: str, group_id: str) -> str:
+    """The access-list key of one group in one tenant."""
+    return f"group:{_require_id(tenant_id, 'tenant')}/{_require_id(group_id, 'group')}"
+
+
+def tenant_key(tenant_id: str) -> str:
+    """The access-list key meaning every non-guest member of a tenant."""
+    return f"tenant:{_require_id(tenant_id, 'tenant')}"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """A caller after authentication: identity, groups and roles, nothing else.
+
+    ``groups_complete`` is False when the token signalled group overage and the
+    groups could not be resolved; the caller then holds only the user and
+    tenant keys (fail closed: narrower, never wider).
+    """
+
+    tenant_id: str
+    object_id: str
+    groups: frozenset[str] = field(default_factory=frozenset)
+    roles: frozenset[str] = field(default_factory=frozenset)
+    guest: bool = False
+    groups_complete: bool = True
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        _require_id(self.tenant_id, "tenant")
+        _require_id(self.object_id, "user")
+        for group in self.groups:
+            _require_id(group, "group")
+
+    def access_keys(self) -> frozenset[str]:
+        """Every access-list key this caller holds.
+
+        Guests are members of their groups but not of ``tenant:{tid}``.
+        """
+        keys = {user_key(self.tenant_id, self.object_id)}
+        keys.update(group_key(self.tenant_id, group) for group in self.groups)
+        if not self.guest:
+            keys.add(tenant_key(self.tenant_id))
+        return frozenset(keys)
+
+    def has_role(self, role: str) -> bool:
+        return role in self.roles

@@ -1,0 +1,1 @@
+"""Ingestion: sources -> parse -> chunk -> embed -> index, with the ACL on every chunk."""

@@ -1,0 +1,76 @@
+"""Make the `unstructured` partitioners run fully offline.
+
+Two things in `unstructured` reach the network unless told otherwise:
+
+* **Telemetry.** Importing `unstructured` sends an analytics ping, and every
+  partition call may send another; a usage notice is logged on first use. The
+  library's documented opt-outs are the environment variables
+  ``DO_NOT_TRACK`` / ``SCARF_NO_ANALYTICS`` (any non-empty value) and
+  ``UNSTRUCTURED_DISABLE_NOTICE=1``. They are read at import and at each call,
+  so :func:`ensure_offline` sets them before `unstructured` is first imported.
+
+* **The spaCy model.** Text classification (title vs. narrative text, sentence
+  counts) calls `unstructured.nlp.tokenize._get_nlp()`, which loads the
+  ``en_core_web_sm`` package and, when it is not installed, downloads and
+  installs it from the internet at parse time. That package is not published
+  on the package index we install from, and the product must never fetch
+  anything while parsing. `unstructured` has no setting to turn the download
+  off, so the one loader function it calls, ``_load_spacy_model``, is replaced
+  by :func:`load_offline_pipeline`: it still uses ``en_core_web_sm`` when an
+  operator has installed it, and otherwise returns a blank English pipeline
+  with a rule-based sentencizer. Nothing else in `unstructured` is changed.
+
+  Without the trained model there are no part-of-speech tags, so
+  `unstructured` cannot spot the verb in a short one-sentence line and leans
+  towards calling it a title; `ingest.parse` corrects the obvious cases.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Final
+
+import spacy
+from spacy.language import Language
+
+SPACY_MODEL_NAME: Final[str] = "en_core_web_sm"
+# The components `unstructured` itself excludes when it loads the model.
+_SPACY_EXCLUDE: Final[list[str]] = ["ner", "lemmatizer", "attribute_ruler"]
+
+_TELEMETRY_OPT_OUT: Final[dict[str, str]] = {
+    "DO_NOT_TRACK": "true",
+    "SCARF_NO_ANALYTICS": "true",
+    "UNSTRUCTURED_DISABLE_NOTICE": "1",
+}
+
+_lock = threading.Lock()
+_installed = False
+
+
+def load_offline_pipeline() -> Language:
+    """Return ``en_core_web_sm`` if it is installed, else a blank English pipeline.
+
+    Never downloads anything. The blank pipeline has a sentencizer, which is all
+    `unstructured` needs for sentence counts; tokens carry no tags.
+    """
+    try:
+        return spacy.load(SPACY_MODEL_NAME, exclude=_SPACY_EXCLUDE)
+    except OSError:
+        nlp = spacy.blank("en")
+        nlp.add_pipe("sentencizer")
+        return nlp
+
+
+def ensure_offline() -> None:
+    """Switch telemetry off and install the offline spaCy loader. Idempotent."""
+    global _installed
+    with _lock:
+        if _installed:
+            return
+        os.environ.update(_TELEMETRY_OPT_OUT)
+        # Imported only now, after the opt-out variables are set.
+        from unstructured.nlp import tokenize
+
+        tokenize._load_spacy_model = load_offline_pipeline
+        _installed = True

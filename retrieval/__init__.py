@@ -1,0 +1,1 @@
+"""Retrieval: the permission-filtered index, answer generation and citation checking."""
