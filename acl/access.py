@@ -29,9 +29,7 @@ class AccessList:
 
     def fingerprint(self) -> str:
         """A stable hash, so an ACL-only change is detected without re-reading content."""
-        canonical = json.dumps(
-            {"allow": sorted(self.allow), "deny": sorted(self.deny)}, separators=(",", ":")
-        )
+        canonical = json.dumps({"allow": sorted(self.allow), "deny": sorted(self.deny)}, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
 
     @classmethod

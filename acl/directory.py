@@ -32,6 +32,7 @@ class Directory:
     users: tuple[DirectoryUser, ...]
     group_names: dict[str, str]
     tenant_names: dict[str, str]
+    tenant_domains: dict[str, str]
 
     @classmethod
     def load(cls, path: Path) -> Directory:
@@ -52,9 +53,10 @@ class Directory:
             )
             group_names = {g["id"]: g["name"] for g in raw.get("groups", [])}
             tenant_names = {t["id"]: t["name"] for t in raw.get("tenants", [])}
+            tenant_domains = {t["id"]: t.get("domain", "") for t in raw.get("tenants", [])}
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise InvalidInputError(f"cannot read directory {path}: {exc}") from exc
-        return cls(users=users, group_names=group_names, tenant_names=tenant_names)
+        return cls(users=users, group_names=group_names, tenant_names=tenant_names, tenant_domains=tenant_domains)
 
     def user(self, name: str) -> DirectoryUser:
         for user in self.users:

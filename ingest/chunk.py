@@ -25,8 +25,9 @@ def chunk_document(document: ParsedDocument, *, max_chars: int = 1000) -> list[C
 
     def flush() -> None:
         if buffer:
-            chunks.append(ChunkDraft(text="\n".join(buffer), section=section, page=buffer_page[0],
-                                     page_name=buffer_page[1]))
+            chunks.append(
+                ChunkDraft(text="\n".join(buffer), section=section, page=buffer_page[0], page_name=buffer_page[1])
+            )
             buffer.clear()
 
     for element in document.elements:

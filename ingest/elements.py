@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 
-class ElementKind(str, Enum):
+class ElementKind(StrEnum):
     """What a piece of parsed text is, as far as chunking cares."""
 
     TITLE = "title"

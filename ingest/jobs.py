@@ -12,14 +12,14 @@ import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from clearance.errors import NotFoundError
 
 
-class JobStatus(str, Enum):
+class JobStatus(StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
@@ -27,7 +27,7 @@ class JobStatus(str, Enum):
     FAILED = "failed"
 
 
-class FileOutcome(str, Enum):
+class FileOutcome(StrEnum):
     """What happened to one file in a run; each has a counter in the job."""
 
     ADDED = "added"
@@ -68,9 +68,7 @@ class JobRecord:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["status"] = self.status.value
-        data["duration_s"] = (
-            round((self.finished_at or time.time()) - self.started_at, 3) if self.started_at else None
-        )
+        data["duration_s"] = round((self.finished_at or time.time()) - self.started_at, 3) if self.started_at else None
         return data
 
     @classmethod
@@ -92,8 +90,9 @@ class JobStore:
         self._lock = threading.Lock()
 
     def create(self, *, source: str, tenant_id: str) -> JobRecord:
-        job = JobRecord(id=f"job-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}", source=source,
-                        tenant_id=tenant_id)
+        job = JobRecord(
+            id=f"job-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}", source=source, tenant_id=tenant_id
+        )
         self.save(job)
         return job
 

@@ -53,8 +53,9 @@ class IngestionPipeline:
         self._parse = parser
         self._max_chunk_chars = max_chunk_chars
 
-    def run(self, source: DocumentSource, *, job: JobRecord | None = None,
-            progress: ProgressCallback | None = None) -> JobRecord:
+    def run(
+        self, source: DocumentSource, *, job: JobRecord | None = None, progress: ProgressCallback | None = None
+    ) -> JobRecord:
         job = job or self._jobs.create(source=source.source_id, tenant_id=source.tenant_id)
         job.status, job.started_at = JobStatus.RUNNING, time.time()
         self._jobs.save(job)
@@ -91,8 +92,9 @@ class IngestionPipeline:
             self._index.delete_document(gone.doc_id)
             job.record(FileOutcome.DELETED)
 
-    def _ingest_item(self, source: DocumentSource, item: SourceItem, existing: DocumentState | None,
-                     job: JobRecord) -> FileOutcome:
+    def _ingest_item(
+        self, source: DocumentSource, item: SourceItem, existing: DocumentState | None, job: JobRecord
+    ) -> FileOutcome:
         if item.acl_error is not None:
             # Fail closed: without a readable manifest nobody may see the document.
             if existing is not None:
@@ -129,8 +131,9 @@ class IngestionPipeline:
         job.chunks_written += written
         return FileOutcome.UPDATED if existing is not None else FileOutcome.ADDED
 
-    def _index_content(self, source: DocumentSource, item: SourceItem, acl: AccessList, content_hash: str,
-                       job: JobRecord) -> int:
+    def _index_content(
+        self, source: DocumentSource, item: SourceItem, acl: AccessList, content_hash: str, job: JobRecord
+    ) -> int:
         started = time.perf_counter()
         parsed = self._parse(item.local_path)
         chunks = chunk_document(parsed, max_chars=self._max_chunk_chars)

@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from acl.principal import Principal
@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 SNIPPET_CHARS = 300
 
 
-class AnswerOutcome(str, Enum):
+class AnswerOutcome(StrEnum):
     GROUNDED = "grounded"  # the configured generator's answer passed the citation check
     EXTRACTIVE_FALLBACK = "extractive_fallback"  # the model's answer was replaced
     ABSTAINED = "abstained"  # nothing relevant the caller may read answers the question
@@ -97,9 +97,7 @@ class AnswerService:
         vector = self._embedder.embed_query(query)
         return self._index.search(principal, vector, top_k=top_k or self._top_k)
 
-    def answer(
-        self, principal: Principal, question: str, *, history: Sequence[tuple[str, str]] = ()
-    ) -> AnswerResult:
+    def answer(self, principal: Principal, question: str, *, history: Sequence[tuple[str, str]] = ()) -> AnswerResult:
         result: AnswerResult | None = None
         for event, payload in self.stream(principal, question, history=history):
             if event == "result":

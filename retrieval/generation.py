@@ -17,10 +17,12 @@ from retrieval.records import Passage
 
 _WORD = re.compile(r"[a-z0-9]+(?:[.,'][a-z0-9]+)*")
 _STOPWORDS = frozenset(
-    "a an and are as at be by can could did do does for from had has have how i if in is it its may me "
-    "my of on or our should so than that the their them there these they this to was we were what when "
-    "where which who whom why will with would you your about into any all also get got tell please "
-    "much many".split()
+    (
+        "a an and are as at be by can could did do does for from had has have how i if in is it its may "
+        "me my of on or our should so than that the their them there these they this to was we were "
+        "what when where which who whom why will with would you your about into any all also get got "
+        "tell please much many "
+    ).split()
 )
 
 

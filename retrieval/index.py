@@ -143,9 +143,7 @@ class ChunkIndex:
                 self._client.upsert(self._collection, points=points[start : start + 256], wait=True)
             self._client.delete(
                 self._collection,
-                points_selector=models.FilterSelector(
-                    filter=models.Filter(must=[doc_filter], must_not=[this_version])
-                ),
+                points_selector=models.FilterSelector(filter=models.Filter(must=[doc_filter], must_not=[this_version])),
                 wait=True,
             )
             self._client.set_payload(
@@ -202,11 +200,11 @@ class ChunkIndex:
         offset: Any = None
         while True:
             page, offset = self._call(
-                lambda: self._client.scroll(
+                lambda start=offset: self._client.scroll(  # type: ignore[misc]
                     self._collection,
                     scroll_filter=flt,
                     limit=512,
-                    offset=offset,
+                    offset=start,
                     with_payload=fields,
                     with_vectors=False,
                 )

@@ -69,15 +69,18 @@ class LlamaCppGenerator:
         from llama_cpp import LlamaGrammar
 
         messages: Any = chat_messages(self._prompt, question=question, passages=passages, history=history)
-        grammar = LlamaGrammar.from_string(citation_grammar(len(passages)), verbose=False) if self._use_grammar else None
+        grammar = (
+            LlamaGrammar.from_string(citation_grammar(len(passages)), verbose=False) if self._use_grammar else None
+        )
         with self._lock:
             try:
                 stream = self._llama.create_chat_completion(
                     messages=messages, grammar=grammar, stream=True, max_tokens=self._max_tokens, temperature=0.0
                 )
                 for chunk in stream:
-                    piece = chunk["choices"][0]["delta"].get("content")  # type: ignore[index]
-                    if piece:
+                    delta: Any = chunk["choices"][0]["delta"]  # type: ignore[index]
+                    piece = delta.get("content") if isinstance(delta, dict) else None
+                    if isinstance(piece, str) and piece:
                         yield piece
             except (RuntimeError, ValueError) as exc:
                 raise GenerationError(f"llama.cpp failed: {type(exc).__name__}") from exc

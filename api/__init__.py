@@ -1,0 +1,1 @@
+"""HTTP API: FastAPI app factory, routes, auth dependencies, problem+json errors."""

@@ -1,0 +1,47 @@
+"""Development-only routes: the sample users and tokens for them (never in production)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import Field
+
+from api.auth import RuntimeDep
+from api.schemas import Strict
+from clearance.errors import NotFoundError
+
+router = APIRouter(prefix="/dev", tags=["development"])
+
+
+class DevTokenRequest(Strict):
+    user: str = Field(min_length=1, max_length=64)
+
+
+@router.get("/users", summary="Sample users of the development directory")
+def users(runtime: RuntimeDep) -> dict[str, Any]:
+    directory = runtime.directory
+    if directory is None:
+        raise NotFoundError("development mode is off")
+    return {
+        "users": [
+            {
+                "name": u.name,
+                "display_name": u.display_name,
+                "title": u.title,
+                "tenant": directory.tenant_names.get(u.tenant, u.tenant),
+                "groups": [directory.group_names.get(g, g) for g in u.groups[:12]],
+                "group_count": len(u.groups),
+                "roles": list(u.roles),
+                "guest": u.guest,
+            }
+            for u in directory.users
+        ]
+    }
+
+
+@router.post("/token", summary="A development access token for a sample user")
+def token(body: DevTokenRequest, runtime: RuntimeDep) -> dict[str, str]:
+    if runtime.directory is None or runtime.dev_idp is None:
+        raise NotFoundError("development mode is off")
+    return {"access_token": runtime.dev_idp.mint_for(runtime.directory.user(body.user)), "token_type": "Bearer"}

@@ -1,0 +1,270 @@
+"""The `clearance` command line: ingest, jobs, serve, ask, demo and development tokens."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from clearance.errors import ClearanceError
+from clearance.settings import REPO_ROOT, Mode, Settings
+from ingest.jobs import JobRecord, JobStatus
+from ingest.source import DocumentSource
+
+app = typer.Typer(help="Clearance: permission-aware answers over enterprise documents.", no_args_is_help=True)
+jobs_app = typer.Typer(help="Ingestion job records.", no_args_is_help=True)
+dev_app = typer.Typer(help="The development identity provider (development mode only).", no_args_is_help=True)
+app.add_typer(jobs_app, name="jobs")
+app.add_typer(dev_app, name="dev")
+console = Console()
+SAMPLE_CORPUS = REPO_ROOT / "samples" / "corpus"
+
+
+def _settings() -> Settings:
+    return Settings()
+
+
+def _fail(message: str) -> typer.Exit:
+    console.print(f"[red]error:[/red] {message}")
+    return typer.Exit(code=2)
+
+
+@app.command()
+def ingest(
+    path: Annotated[Path, typer.Argument(help="folder to ingest (with .acl.json manifests)")],
+    tenant: Annotated[str | None, typer.Option("--tenant", help="tenant id of the source's ACL entries")] = None,
+) -> None:
+    """Ingest a folder incrementally: new and changed files are indexed, deleted ones removed."""
+    from clearance.runtime import build_runtime
+    from ingest.source import FilesystemSource
+
+    settings = _settings()
+    tenant_id = tenant or settings.ingest.default_tenant
+    if not tenant_id:
+        raise _fail("--tenant is required (or set CLEARANCE_INGEST__DEFAULT_TENANT)")
+    try:
+        source = FilesystemSource(root=path, tenant_id=tenant_id)
+        runtime = build_runtime(settings)
+    except (ClearanceError, ValueError) as exc:
+        raise _fail(str(exc)) from exc
+    try:
+        job = _run_with_progress(runtime.pipeline.run, source)
+    finally:
+        runtime.close()
+    _print_job(job)
+    if job.status is JobStatus.FAILED:
+        raise typer.Exit(code=1)
+
+
+def _run_with_progress(run: Callable[..., JobRecord], source: DocumentSource) -> JobRecord:
+    columns = (
+        TextColumn("[bold]ingesting"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.description}"),
+    )
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task("", total=None)
+
+        def update(job: JobRecord, path: str | None) -> None:
+            progress.update(task, total=job.files_total, completed=job.files_done, description=path or "")
+
+        job: JobRecord = run(source, progress=update)
+    return job
+
+
+def _print_job(job: JobRecord) -> None:
+    data = job.to_dict()
+    counts = ", ".join(f"{name} {count}" for name, count in data["counts"].items())
+    console.print(
+        f"[bold]{job.id}[/bold] {job.status.value} in {data['duration_s']} s: {counts}; "
+        f"{job.chunks_written} chunks written"
+    )
+    timings = ", ".join(f"{k} {v:.2f}" for k, v in job.timings.items())
+    console.print(f"  timings: {timings}")
+    if job.failure:
+        console.print(f"  [red]failure:[/red] {job.failure}")
+    for issue in job.warnings:
+        console.print(f"  [yellow]warning[/yellow] {issue.path}: {issue.reason}")
+    for issue in job.errors:
+        console.print(f"  [red]error[/red] {issue.path}: {issue.reason}")
+
+
+@jobs_app.command("list")
+def jobs_list(limit: int = 20) -> None:
+    """Recent ingestion jobs, newest first."""
+    from ingest.jobs import JobStore
+
+    table = Table("job", "status", "source", "files", "errors", "chunks")
+    for job in JobStore(root=_settings().jobs_dir).list(limit=limit):
+        table.add_row(
+            job.id, job.status.value, job.source, str(job.files_total), str(len(job.errors)), str(job.chunks_written)
+        )
+    console.print(table)
+
+
+@jobs_app.command("show")
+def jobs_show(job_id: str) -> None:
+    """One job record as JSON (counts, per-file errors, timings)."""
+    from ingest.jobs import JobStore
+
+    try:
+        job = JobStore(root=_settings().jobs_dir).get(job_id)
+    except ClearanceError as exc:
+        raise _fail(str(exc)) from exc
+    typer.echo(json.dumps(job.to_dict(), indent=2))
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="bind address")] = None,
+    port: Annotated[int | None, typer.Option(help="port")] = None,
+) -> None:
+    """Start the HTTP API and the web page."""
+    import uvicorn
+
+    from api.app import create_app
+
+    settings = _settings()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    uvicorn.run(
+        create_app(settings), host=host or settings.server.host, port=port or settings.server.port, log_level="info"
+    )
+
+
+@app.command()
+def ask(
+    question: str,
+    user: Annotated[str, typer.Option("--as", help="sample user to ask as (development mode)")] = "alice",
+) -> None:
+    """Ask a question as a sample user, through the same token validation as the API."""
+    from clearance.runtime import build_runtime
+
+    runtime = build_runtime(_settings())
+    try:
+        if runtime.dev_idp is None or runtime.directory is None:
+            raise _fail("`ask` needs development mode (CLEARANCE_MODE=development)")
+        principal = runtime.tokens.authenticate(runtime.dev_idp.mint_for(runtime.directory.user(user)))
+        result = runtime.answers.answer(principal, question)
+    except ClearanceError as exc:
+        raise _fail(str(exc)) from exc
+    finally:
+        runtime.close()
+    console.print(f"[bold]{result.answer}[/bold]")
+    for citation in result.citations:
+        where = ", ".join(str(x) for x in (citation.section, f"page {citation.page}" if citation.page else None) if x)
+        console.print(f"  [{citation.id}] {citation.source} ({citation.title}{'; ' + where if where else ''})")
+    console.print(f"  [dim]{result.outcome.value} by {result.generator}[/dim]")
+
+
+@app.command()
+def demo(
+    host: Annotated[str | None, typer.Option(help="bind address")] = None,
+    port: Annotated[int | None, typer.Option(help="port")] = None,
+    no_serve: Annotated[bool, typer.Option("--no-serve", help="ingest only")] = False,
+) -> None:
+    """Ingest the bundled sample corpus (one folder per sample tenant), then serve."""
+    from acl.directory import Directory
+    from clearance.runtime import build_runtime
+    from ingest.source import FilesystemSource
+
+    settings = _settings()
+    if settings.mode is not Mode.DEVELOPMENT:
+        raise _fail("the demo runs in development mode only")
+    directory = Directory.load(settings.users_file)
+    runtime = build_runtime(settings)
+    try:
+        for tenant_id, tenant_name in directory.tenant_names.items():
+            # A sample tenant's documents live in the folder named after its domain's first label.
+            folder = SAMPLE_CORPUS / directory.tenant_domains.get(tenant_id, tenant_id).split(".")[0]
+            if folder.is_dir():
+                console.print(f"[bold]{tenant_name}[/bold] ({tenant_id}) from {folder}")
+                _print_job(_run_with_progress(runtime.pipeline.run, FilesystemSource(root=folder, tenant_id=tenant_id)))
+    finally:
+        runtime.close()
+    bind_host, bind_port = host or settings.server.host, port or settings.server.port
+    console.print(f"\nOpen http://{bind_host}:{bind_port}/ and pick a sample user, or ask from a shell:")
+    for user in directory.users:
+        console.print(
+            f"  {user.name:6} {user.display_name} ({user.title}): TOKEN=$(clearance dev token --user {user.name})"
+        )
+    console.print(
+        f'  curl -s http://{bind_host}:{bind_port}/v1/chat -H "Authorization: Bearer $TOKEN" '
+        "-H 'Content-Type: application/json' -d '{\"question\": \"What is the travel per diem?\"}'"
+    )
+    if not no_serve:
+        serve(host=bind_host, port=bind_port)
+
+
+@dev_app.command("token")
+def dev_token(
+    user: Annotated[str | None, typer.Option(help="sample user name (see `clearance dev users`)")] = None,
+    oid: Annotated[str | None, typer.Option(help="object id for arbitrary claims")] = None,
+    tid: Annotated[str | None, typer.Option(help="tenant id for arbitrary claims")] = None,
+    group: Annotated[list[str] | None, typer.Option(help="group object id (repeatable)")] = None,
+    role: Annotated[list[str] | None, typer.Option(help="app role (repeatable)")] = None,
+    guest: Annotated[bool, typer.Option(help="mark the account as a guest")] = False,
+    lifetime: Annotated[int, typer.Option(help="seconds until expiry")] = 3600,
+) -> None:
+    """Print a development access token, validated by the API exactly like an Entra ID token."""
+    from acl.devidp import DevIdentityProvider
+    from acl.directory import Directory
+
+    settings = _settings()
+    if settings.mode is not Mode.DEVELOPMENT:
+        raise _fail("development tokens exist only in development mode")
+    idp = DevIdentityProvider(key_dir=settings.dev_idp_dir, audience=settings.auth.audiences[0])
+    try:
+        if user:
+            typer.echo(idp.mint_for(Directory.load(settings.users_file).user(user), lifetime_seconds=lifetime))
+            return
+        if not (oid and tid):
+            raise _fail("give --user NAME, or --oid and --tid")
+        typer.echo(
+            idp.mint(
+                tenant_id=tid,
+                object_id=oid,
+                groups=group or [],
+                roles=role or [],
+                guest=guest,
+                lifetime_seconds=lifetime,
+            )
+        )
+    except ClearanceError as exc:
+        raise _fail(str(exc)) from exc
+
+
+@dev_app.command("users")
+def dev_users() -> None:
+    """The sample users of the development directory."""
+    from acl.directory import Directory
+
+    directory = Directory.load(_settings().users_file)
+    table = Table("user", "name", "tenant", "groups", "roles", "guest")
+    for u in directory.users:
+        groups = ", ".join(directory.group_names.get(g, g) for g in u.groups[:4])
+        if len(u.groups) > 4:
+            groups += f" (+{len(u.groups) - 4})"
+        table.add_row(
+            u.name,
+            u.display_name,
+            directory.tenant_names.get(u.tenant, u.tenant),
+            groups,
+            ", ".join(u.roles),
+            "yes" if u.guest else "",
+        )
+    console.print(table)
+
+
+def main() -> None:  # pragma: no cover - console script entry
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    app()

@@ -1,0 +1,336 @@
+"""Turn one file into a :class:`ParsedDocument`, offline, or fail with a clear reason.
+
+Office, web, e-mail and text formats go through the `unstructured` partitioners
+(imported lazily, one module per format); PDFs are read with pdfminer.six's
+layout analysis. Every failure becomes a :class:`DocumentParseError` whose
+``reason`` is short and stable, so an ingestion job records one line per bad
+file and carries on.
+
+Element kinds: `unstructured`'s ``Title`` -> TITLE, ``ListItem`` -> LIST_ITEM,
+``Table`` -> TABLE, anything else with text -> TEXT. Without a trained spaCy
+model (see :mod:`ingest.offline_nlp`) `unstructured` cannot see verbs, so a
+short sentence may come back as a ``Title``; one that ends like a sentence
+(``.``, ``!``, ``,`` or ``;``) is kept as TEXT instead.
+
+PDF headings: a text block is a TITLE when it is a single line of at most
+twelve words with a letter in it, does not end like a sentence, and is set
+either in a font at least 15 % larger than the document's body text (the
+median character size) or in a bold font. Everything else is TEXT.
+"""
+
+from __future__ import annotations
+
+import re
+import zipfile
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from statistics import median
+from typing import Any, Final
+from xml.etree import ElementTree
+
+from clearance.errors import DocumentParseError
+from ingest.elements import ElementKind, ParsedDocument, ParsedElement
+from ingest.offline_nlp import ensure_offline
+
+ensure_offline()
+
+_OOXML_SUFFIXES: Final = frozenset({".docx", ".pptx", ".xlsx"})
+# Each suffix -> (module, function) of the `unstructured` partitioner, plus keyword
+# arguments. E-mail attachments are separate files in their own right and are not
+# followed; xlsx sheets come back whole, one table per sheet.
+_PARTITIONERS: Final[dict[str, tuple[str, str, dict[str, Any]]]] = {
+    ".docx": ("unstructured.partition.docx", "partition_docx", {"infer_table_structure": False}),
+    ".pptx": ("unstructured.partition.pptx", "partition_pptx", {"infer_table_structure": False}),
+    ".xlsx": (
+        "unstructured.partition.xlsx",
+        "partition_xlsx",
+        {"find_subtable": False, "include_header": True, "infer_table_structure": False},
+    ),
+    ".html": ("unstructured.partition.html", "partition_html", {}),
+    ".htm": ("unstructured.partition.html", "partition_html", {}),
+    ".md": ("unstructured.partition.md", "partition_md", {}),
+    ".markdown": ("unstructured.partition.md", "partition_md", {}),
+    ".eml": ("unstructured.partition.email", "partition_email", {"process_attachments": False}),
+    ".msg": ("unstructured.partition.msg", "partition_msg", {"process_attachments": False}),
+    ".txt": ("unstructured.partition.text", "partition_text", {}),
+    ".csv": (
+        "unstructured.partition.csv",
+        "partition_csv",
+        {"include_header": True, "infer_table_structure": False},
+    ),
+    ".tsv": (
+        "unstructured.partition.tsv",
+        "partition_tsv",
+        {"include_header": True, "infer_table_structure": False},
+    ),
+}
+
+SUPPORTED_SUFFIXES: Final[frozenset[str]] = frozenset({*_PARTITIONERS, ".pdf"})
+
+_OLE_MAGIC: Final = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+_MAX_REASON: Final = 200
+_SENTENCE_END: Final = (".", "!", ",", ";")
+_TITLE_MAX_WORDS: Final = 12
+_HEADING_SIZE_RATIO: Final = 1.15
+_BOLD_FONT = re.compile(r"bold|black|heavy|semibold|demi", re.IGNORECASE)
+_CID = re.compile(r"\(cid:\d+\)")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_SPACES = re.compile(r"[ \t\u00a0]+")
+_HTML_TITLE = re.compile(r"<title[^>]*>(.*?)</title\s*>", re.IGNORECASE | re.DOTALL)
+_CORE_TITLE = "{http://purl.org/dc/elements/1.1/}title"
+
+
+def parse_document(path: Path) -> ParsedDocument:
+    """Parse ``path`` into a title and elements, or raise :class:`DocumentParseError`."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise DocumentParseError(f"unsupported file type {suffix or '(none)'}")
+    try:
+        head = _read_head(path)
+        if not head:
+            raise DocumentParseError("no text found")
+        if suffix == ".pdf":
+            document = _parse_pdf(path)
+        else:
+            if suffix in _OOXML_SUFFIXES:
+                _check_ooxml(path, head)
+            document = _parse_with_unstructured(path, suffix)
+    except DocumentParseError:
+        raise
+    except Exception as exc:  # one bad file must never stop a job
+        raise DocumentParseError(_reason_for(exc, path)) from exc
+    if not document.elements:
+        if suffix == ".pdf":
+            raise DocumentParseError("no extractable text (scanned PDF? OCR is not available)")
+        raise DocumentParseError("no text found")
+    return document
+
+
+# -- checks and error reasons ---------------------------------------------------------
+
+
+def _read_head(path: Path) -> bytes:
+    try:
+        with path.open("rb") as handle:
+            return handle.read(len(_OLE_MAGIC))
+    except FileNotFoundError:
+        raise DocumentParseError("file not found") from None
+    except IsADirectoryError:
+        raise DocumentParseError("not a file") from None
+    except OSError as exc:
+        raise DocumentParseError(f"unreadable file: {type(exc).__name__}") from None
+
+
+def _check_ooxml(path: Path, head: bytes) -> None:
+    """Reject what only looks like an Office Open XML file by its name.
+
+    A password-protected .docx/.xlsx/.pptx is not a zip at all but an OLE compound
+    file holding an ``EncryptedPackage`` stream; a legacy binary file renamed to the
+    new suffix has the same signature.
+    """
+    if head.startswith(_OLE_MAGIC):
+        raise DocumentParseError("encrypted or legacy binary Office file")
+    if not zipfile.is_zipfile(path):
+        raise DocumentParseError("corrupt or truncated file: not a zip archive")
+
+
+def _reason_for(exc: Exception, path: Path) -> str:
+    """A short, stable reason for an unexpected parser exception."""
+    from pdfminer.pdfdocument import PDFEncryptionError, PDFPasswordIncorrect
+    from pdfminer.pdfparser import PDFSyntaxError
+    from pdfminer.psexceptions import PSEOF
+
+    if isinstance(exc, PDFPasswordIncorrect):
+        return "encrypted PDF (password required)"
+    if isinstance(exc, PDFEncryptionError):
+        return "encrypted PDF (unsupported encryption)"
+    if isinstance(exc, PDFSyntaxError | PSEOF):
+        return "corrupt or truncated file: invalid PDF structure"
+    if isinstance(exc, zipfile.BadZipFile | EOFError):
+        return "corrupt or truncated file: damaged zip archive"
+    if type(exc).__name__ == "PackageNotFoundError":  # python-docx / python-pptx
+        return "corrupt or truncated file: not an Office package"
+    message = str(exc).replace(str(path), path.name).strip().splitlines()
+    reason = f"parser failed: {type(exc).__name__}"
+    if message:
+        reason = f"{reason}: {message[0]}"
+    return reason if len(reason) <= _MAX_REASON else reason[: _MAX_REASON - 3] + "..."
+
+
+# -- unstructured formats -------------------------------------------------------------
+
+
+def _parse_with_unstructured(path: Path, suffix: str) -> ParsedDocument:
+    import importlib
+
+    module_name, function_name, options = _PARTITIONERS[suffix]
+    partition: Callable[..., list[Any]] = getattr(
+        importlib.import_module(module_name), function_name
+    )
+    raw = partition(filename=str(path), **options)
+    elements = tuple(_convert(raw))
+    title = _declared_title(path, suffix, raw)
+    if title is None:
+        title = next((e.text for e in elements if e.kind is ElementKind.TITLE), None)
+    return ParsedDocument(title=title, elements=elements)
+
+
+def _convert(raw: Iterable[Any]) -> Iterator[ParsedElement]:
+    for element in raw:
+        text = _clean(getattr(element, "text", "") or "")
+        if not text:
+            continue
+        metadata = element.metadata
+        yield ParsedElement(
+            kind=_kind_of(element.category, text),
+            text=text,
+            page=metadata.page_number,
+            page_name=metadata.page_name,
+        )
+
+
+def _kind_of(category: str, text: str) -> ElementKind:
+    if category == "Title":
+        return ElementKind.TEXT if text.endswith(_SENTENCE_END) else ElementKind.TITLE
+    if category == "ListItem":
+        return ElementKind.LIST_ITEM
+    if category == "Table":
+        return ElementKind.TABLE
+    return ElementKind.TEXT
+
+
+def _declared_title(path: Path, suffix: str, raw: list[Any]) -> str | None:
+    """The title a format itself declares, where it has one."""
+    if suffix in _OOXML_SUFFIXES:
+        return _ooxml_core_title(path)
+    if suffix in {".html", ".htm"}:
+        return _html_title(path)
+    if suffix in {".eml", ".msg"}:
+        subject = next((e.metadata.subject for e in raw if e.metadata.subject), None)
+        return _clean(subject) or None if subject else None
+    return None
+
+
+def _ooxml_core_title(path: Path) -> str | None:
+    """``dc:title`` from the package's core properties (``docProps/core.xml``)."""
+    try:
+        with zipfile.ZipFile(path) as package:
+            root = ElementTree.fromstring(package.read("docProps/core.xml"))
+    except (KeyError, zipfile.BadZipFile, ElementTree.ParseError, OSError):
+        return None
+    node = root.find(_CORE_TITLE)
+    return _clean(node.text or "") or None if node is not None else None
+
+
+def _html_title(path: Path) -> str | None:
+    import html
+
+    from unstructured.file_utils.encoding import detect_file_encoding
+
+    _, text = detect_file_encoding(filename=str(path))
+    match = _HTML_TITLE.search(text)
+    return _clean(html.unescape(match.group(1))) or None if match else None
+
+
+def _clean(text: str) -> str:
+    """Drop control characters, collapse runs of spaces, trim each line and the whole."""
+    text = _CONTROL.sub(" ", text)
+    lines = (_SPACES.sub(" ", line).strip() for line in text.splitlines())
+    return "\n".join(line for line in lines if line)
+
+
+# -- PDF ------------------------------------------------------------------------------
+
+
+class _Block:
+    """One pdfminer text box with what the heading rule needs."""
+
+    __slots__ = ("bold", "lines", "page", "size", "text")
+
+    def __init__(self, page: int, text: str, lines: int, size: float, bold: bool) -> None:
+        self.page = page
+        self.text = text
+        self.lines = lines
+        self.size = size
+        self.bold = bold
+
+
+def _parse_pdf(path: Path) -> ParsedDocument:
+    from pdfminer.high_level import extract_pages
+    from pdfminer.layout import LAParams
+
+    blocks: list[_Block] = []
+    sizes: list[float] = []
+    for number, page in enumerate(extract_pages(path, laparams=LAParams(all_texts=True)), 1):
+        for box in _text_boxes(page):
+            block = _pdf_block(number, box, sizes)
+            if block is not None:
+                blocks.append(block)
+    body_size = median(sizes) if sizes else 0.0
+    elements = tuple(
+        ParsedElement(
+            kind=ElementKind.TITLE if _looks_like_heading(b, body_size) else ElementKind.TEXT,
+            text=b.text,
+            page=b.page,
+        )
+        for b in blocks
+    )
+    title = next((e.text for e in elements if e.kind is ElementKind.TITLE), None)
+    return ParsedDocument(title=title, elements=elements)
+
+
+def _text_boxes(container: Iterable[Any]) -> Iterator[Any]:
+    """Text boxes in layout order, including those inside figures."""
+    from pdfminer.layout import LTFigure, LTTextBox
+
+    for item in container:
+        if isinstance(item, LTTextBox):
+            yield item
+        elif isinstance(item, LTFigure):
+            yield from _text_boxes(item)
+
+
+def _pdf_block(page: int, box: Any, sizes: list[float]) -> _Block | None:
+    from pdfminer.layout import LTChar, LTTextLine
+
+    lines: list[str] = []
+    box_sizes: list[float] = []
+    bold = 0
+    for line in box:
+        if not isinstance(line, LTTextLine):
+            continue
+        text = _clean(_CID.sub("", line.get_text()))
+        if text:
+            lines.append(text)
+        for char in line:
+            if isinstance(char, LTChar) and not char.get_text().isspace():
+                box_sizes.append(char.size)
+                bold += bool(_BOLD_FONT.search(char.fontname or ""))
+    if not lines:
+        return None
+    sizes.extend(box_sizes)
+    size = median(box_sizes) if box_sizes else 0.0
+    is_bold = bool(box_sizes) and bold >= 0.8 * len(box_sizes)
+    return _Block(page, _join_lines(lines), len(lines), size, is_bold)
+
+
+def _join_lines(lines: list[str]) -> str:
+    """Join a block's lines into one paragraph, mending words hyphenated at a line end."""
+    text = lines[0]
+    for line in lines[1:]:
+        if text.endswith("-") and text[-2:-1].isalpha() and line[:1].islower():
+            text = text[:-1] + line
+        else:
+            text = f"{text} {line}"
+    return text
+
+
+def _looks_like_heading(block: _Block, body_size: float) -> bool:
+    text = block.text
+    if block.lines != 1 or text.endswith(_SENTENCE_END):
+        return False
+    if len(text.split()) > _TITLE_MAX_WORDS or not any(c.isalpha() for c in text):
+        return False
+    larger = body_size > 0 and block.size >= _HEADING_SIZE_RATIO * body_size
+    return larger or block.bold
