@@ -6,11 +6,10 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-import jwt
-
 from acl.devidp import DEV_ISSUER_TEMPLATE, DevIdentityProvider
 from acl.directory import Directory, DirectoryGroupResolver
 from acl.groups import CachedGroupResolver, GroupResolver, UnavailableGroupResolver
+from acl.jwks import JwksKeys
 from acl.tokens import TokenPolicy, TokenValidator
 from clearance.settings import GeneratorKind, Mode, Settings
 from ingest.jobs import JobStore
@@ -108,7 +107,7 @@ def build_token_validator(settings: Settings) -> tuple[TokenValidator, Directory
         allowed_tenants=frozenset(allowed),
         leeway_seconds=auth.leeway_seconds,
     )
-    keys = jwt.PyJWKClient(jwks_url, cache_jwk_set=True, lifespan=3600, timeout=10)
+    keys = JwksKeys(url=jwks_url)
     cached = CachedGroupResolver(inner=resolver, ttl_seconds=auth.group_cache_ttl_seconds)
     return TokenValidator(policy=policy, keys=keys, groups=cached), directory, dev_idp
 

@@ -13,14 +13,19 @@ short sentence may come back as a ``Title``; one that ends like a sentence
 (``.``, ``!``, ``,`` or ``;``) is kept as TEXT instead.
 
 PDF headings: a text block is a TITLE when it is a single line of at most
-twelve words with a letter in it, does not end like a sentence, and is set
-either in a font at least 15 % larger than the document's body text (the
+twelve words with at least three letters, does not end like a sentence, and is
+set either in a font at least 15 % larger than the document's body text (the
 median character size) or in a bold font. Everything else is TEXT.
+
+Document title: the Office core property ``dc:title`` (unless it is an
+application default such as "PowerPoint Presentation"), the HTML ``<title>``,
+the e-mail subject, else the first TITLE element, else ``None``.
 """
 
 from __future__ import annotations
 
 import re
+import warnings
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -34,18 +39,23 @@ from ingest.offline_nlp import ensure_offline
 
 ensure_offline()
 
-_OOXML_SUFFIXES: Final = frozenset({".docx", ".pptx", ".xlsx"})
+_OOXML_SUFFIXES: Final = frozenset({".docx", ".pptx", ".pptm", ".xlsx", ".xlsm"})
+_TEXT_TABLE_SUFFIXES: Final = frozenset({".csv", ".tsv"})
+_XLSX: Final[dict[str, Any]] = {
+    "find_subtable": False,
+    "include_header": True,
+    "infer_table_structure": False,
+}
+_PPTX: Final[dict[str, Any]] = {"infer_table_structure": False}
 # Each suffix -> (module, function) of the `unstructured` partitioner, plus keyword
 # arguments. E-mail attachments are separate files in their own right and are not
 # followed; xlsx sheets come back whole, one table per sheet.
 _PARTITIONERS: Final[dict[str, tuple[str, str, dict[str, Any]]]] = {
     ".docx": ("unstructured.partition.docx", "partition_docx", {"infer_table_structure": False}),
-    ".pptx": ("unstructured.partition.pptx", "partition_pptx", {"infer_table_structure": False}),
-    ".xlsx": (
-        "unstructured.partition.xlsx",
-        "partition_xlsx",
-        {"find_subtable": False, "include_header": True, "infer_table_structure": False},
-    ),
+    ".pptx": ("unstructured.partition.pptx", "partition_pptx", _PPTX),
+    ".pptm": ("unstructured.partition.pptx", "partition_pptx", _PPTX),
+    ".xlsx": ("unstructured.partition.xlsx", "partition_xlsx", _XLSX),
+    ".xlsm": ("unstructured.partition.xlsx", "partition_xlsx", _XLSX),
     ".html": ("unstructured.partition.html", "partition_html", {}),
     ".htm": ("unstructured.partition.html", "partition_html", {}),
     ".md": ("unstructured.partition.md", "partition_md", {}),
@@ -78,6 +88,9 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _SPACES = re.compile(r"[ \t\u00a0]+")
 _HTML_TITLE = re.compile(r"<title[^>]*>(.*?)</title\s*>", re.IGNORECASE | re.DOTALL)
 _CORE_TITLE = "{http://purl.org/dc/elements/1.1/}title"
+# Titles an Office application fills in by itself; they say nothing about the document.
+_APP_DEFAULT_TITLE = re.compile(r"PowerPoint Presentation|Slide \d+", re.IGNORECASE)
+_MIN_HEADING_LETTERS: Final = 3
 
 
 def parse_document(path: Path) -> ParsedDocument:
@@ -149,6 +162,8 @@ def _reason_for(exc: Exception, path: Path) -> str:
         return "corrupt or truncated file: invalid PDF structure"
     if isinstance(exc, zipfile.BadZipFile | EOFError):
         return "corrupt or truncated file: damaged zip archive"
+    if isinstance(exc, UnicodeError) or (type(exc).__name__ == "UnprocessableEntityError" and "encoding" in str(exc)):
+        return "unknown text encoding"
     if type(exc).__name__ == "PackageNotFoundError":  # python-docx / python-pptx
         return "corrupt or truncated file: not an Office package"
     message = str(exc).replace(str(path), path.name).strip().splitlines()
@@ -165,9 +180,10 @@ def _parse_with_unstructured(path: Path, suffix: str) -> ParsedDocument:
     import importlib
 
     module_name, function_name, options = _PARTITIONERS[suffix]
-    partition: Callable[..., list[Any]] = getattr(
-        importlib.import_module(module_name), function_name
-    )
+    partition: Callable[..., list[Any]] = getattr(importlib.import_module(module_name), function_name)
+    if suffix in _TEXT_TABLE_SUFFIXES:
+        # The table readers assume UTF-8; detect the encoding as the text readers do.
+        options = {**options, "encoding": _detect_encoding(path)[0]}
     raw = partition(filename=str(path), **options)
     elements = tuple(_convert(raw))
     title = _declared_title(path, suffix, raw)
@@ -207,8 +223,8 @@ def _declared_title(path: Path, suffix: str, raw: list[Any]) -> str | None:
     if suffix in {".html", ".htm"}:
         return _html_title(path)
     if suffix in {".eml", ".msg"}:
-        subject = next((e.metadata.subject for e in raw if e.metadata.subject), None)
-        return _clean(subject) or None if subject else None
+        subjects = (_clean(e.metadata.subject or "") for e in raw)
+        return next((subject for subject in subjects if subject), None)
     return None
 
 
@@ -220,17 +236,29 @@ def _ooxml_core_title(path: Path) -> str | None:
     except (KeyError, zipfile.BadZipFile, ElementTree.ParseError, OSError):
         return None
     node = root.find(_CORE_TITLE)
-    return _clean(node.text or "") or None if node is not None else None
+    title = _clean(node.text or "") if node is not None else ""
+    if not title or _APP_DEFAULT_TITLE.fullmatch(title):
+        return None
+    return title
 
 
 def _html_title(path: Path) -> str | None:
     import html
 
+    _, text = _detect_encoding(path)
+    match = _HTML_TITLE.search(text)
+    return (_clean(html.unescape(match.group(1))) or None) if match else None
+
+
+def _detect_encoding(path: Path) -> tuple[str, str]:
+    """The file's text encoding and its decoded text, as `unstructured` detects them."""
     from unstructured.file_utils.encoding import detect_file_encoding
 
-    _, text = detect_file_encoding(filename=str(path))
-    match = _HTML_TITLE.search(text)
-    return _clean(html.unescape(match.group(1))) or None if match else None
+    with warnings.catch_warnings():
+        # The partitioner reports an ambiguous guess already; once per file is enough.
+        warnings.simplefilter("ignore")
+        encoding, text = detect_file_encoding(filename=str(path))
+    return encoding, text
 
 
 def _clean(text: str) -> str:
@@ -330,7 +358,9 @@ def _looks_like_heading(block: _Block, body_size: float) -> bool:
     text = block.text
     if block.lines != 1 or text.endswith(_SENTENCE_END):
         return False
-    if len(text.split()) > _TITLE_MAX_WORDS or not any(c.isalpha() for c in text):
+    if len(text.split()) > _TITLE_MAX_WORDS:
+        return False
+    if sum(c.isalpha() for c in text) < _MIN_HEADING_LETTERS:
         return False
     larger = body_size > 0 and block.size >= _HEADING_SIZE_RATIO * body_size
     return larger or block.bold

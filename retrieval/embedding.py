@@ -50,7 +50,7 @@ class SentenceTransformerEmbedder:
 
         torch.set_num_threads(max(1, threads))
         self._model: SentenceTransformer = SentenceTransformer(str(model_path), device="cpu")
-        dimension = self._model.get_sentence_embedding_dimension()
+        dimension = self._model.get_embedding_dimension()
         if dimension is None:
             raise ValueError(f"model at {model_path} does not declare an embedding dimension")
         self._dimension = int(dimension)

@@ -1,0 +1,88 @@
+"""Shared fixtures: real components (embedder, Qdrant local, token validation), no mocks."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+from acl.devidp import DevIdentityProvider  # noqa: E402
+from clearance.runtime import Runtime, build_runtime  # noqa: E402
+from clearance.settings import IndexSettings, Settings  # noqa: E402
+from retrieval.embedding import SentenceTransformerEmbedder, default_model_path  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("CLEARANCE_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+
+TENANT = "d1f72fea-086f-4448-9dce-2f71deb8ef72"
+OTHER_TENANT = "d397c693-4a32-47ad-9ee4-9ad621108730"
+
+
+@pytest.fixture(scope="session")
+def embedder() -> SentenceTransformerEmbedder:
+    """The real all-MiniLM-L6-v2, loaded once for the whole run."""
+    return SentenceTransformerEmbedder(model_path=default_model_path(), threads=1)
+
+
+def write_users(path: Path) -> Path:
+    """A small development directory of two tenants for tests that do not use the samples."""
+    users = {
+        "tenants": [
+            {"id": TENANT, "name": "Test Tenant", "domain": "test.example"},
+            {"id": OTHER_TENANT, "name": "Other Tenant", "domain": "other.example"},
+        ],
+        "groups": [],
+        "users": [
+            {"name": "admin", "display_name": "Ada Admin", "tenant": TENANT, "oid": "a0000000-0000-4000-8000-000000000001",
+             "groups": [], "roles": ["Clearance.Admin"], "guest": False},
+            {"name": "overage", "display_name": "Olga Overage", "tenant": TENANT,
+             "oid": "a0000000-0000-4000-8000-000000000002",
+             "groups": ["g-finance"] + [f"g-dl-{i:03d}" for i in range(230)], "roles": [], "guest": False},
+        ],
+    }
+    path.write_text(json.dumps(users), encoding="utf-8")
+    return path
+
+
+@pytest.fixture()
+def settings(tmp_path: Path) -> Settings:
+    return Settings(
+        data_dir=tmp_path / "data",
+        users_file=write_users(tmp_path / "users.json"),
+        index=IndexSettings(location=":memory:"),
+    )
+
+
+@pytest.fixture()
+def runtime(settings: Settings, embedder: SentenceTransformerEmbedder) -> Iterator[Runtime]:
+    rt = build_runtime(settings, embedder=embedder)
+    yield rt
+    rt.close()
+
+
+@pytest.fixture()
+def idp(runtime: Runtime) -> DevIdentityProvider:
+    assert runtime.dev_idp is not None
+    return runtime.dev_idp
+
+
+def write_doc(root: Path, relative: str, text: str) -> Path:
+    path = root / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def write_acl(folder_or_file: Path, *, allow: list[str], deny: list[str] | None = None, inherit: bool = False) -> None:
+    """A folder manifest when given a folder, else the file's sidecar."""
+    target = folder_or_file / ".acl.json" if folder_or_file.is_dir() else folder_or_file.with_name(
+        folder_or_file.name + ".acl.json"
+    )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps({"allow": allow, "deny": deny or [], "inherit": inherit}), encoding="utf-8")
