@@ -111,21 +111,31 @@ def users() -> list[dict[str, object]]:
     """The development directory's users, in the ``users.json`` schema."""
     frank_groups = [G_SALES] + [gid for gid, _ in distribution_lists()]
     rows: list[tuple[str, str, str, str, str, list[str], list[str], bool]] = [
-        ("alice", "Alice Chen", "Robotics Software Engineer", BRIGHTWATER,
-         OID_ALICE, [G_ENGINEERING], [], False),
-        ("bob", "Bob Okafor", "Financial Analyst", BRIGHTWATER,
-         OID_BOB, [G_FINANCE], [], False),
-        ("carol", "Carol Diaz", "VP Operations", BRIGHTWATER, OID_CAROL,
-         [G_ENGINEERING, G_ENG_LEADS, G_FINANCE, G_MANAGERS],
-         ["Clearance.Admin"], False),
-        ("dan", "Dan Fischer", "External Contractor, Lidar Integration",
-         BRIGHTWATER, OID_DAN, [G_PROJECT_ATLAS], [], True),
-        ("erin", "Erin Walsh", "Partner Manager", NORTHWIND,
-         OID_ERIN, [G_PARTNERS], [], False),
-        ("frank", "Frank Ito", "Sales Director", BRIGHTWATER,
-         OID_FRANK, frank_groups, [], False),
-        ("grace", "Grace Park", "HR Business Partner", BRIGHTWATER,
-         OID_GRACE, [G_HR, G_MANAGERS], [], False),
+        ("alice", "Alice Chen", "Robotics Software Engineer", BRIGHTWATER, OID_ALICE, [G_ENGINEERING], [], False),
+        ("bob", "Bob Okafor", "Financial Analyst", BRIGHTWATER, OID_BOB, [G_FINANCE], [], False),
+        (
+            "carol",
+            "Carol Diaz",
+            "VP Operations",
+            BRIGHTWATER,
+            OID_CAROL,
+            [G_ENGINEERING, G_ENG_LEADS, G_FINANCE, G_MANAGERS],
+            ["Clearance.Admin"],
+            False,
+        ),
+        (
+            "dan",
+            "Dan Fischer",
+            "External Contractor, Lidar Integration",
+            BRIGHTWATER,
+            OID_DAN,
+            [G_PROJECT_ATLAS],
+            [],
+            True,
+        ),
+        ("erin", "Erin Walsh", "Partner Manager", NORTHWIND, OID_ERIN, [G_PARTNERS], [], False),
+        ("frank", "Frank Ito", "Sales Director", BRIGHTWATER, OID_FRANK, frank_groups, [], False),
+        ("grace", "Grace Park", "HR Business Partner", BRIGHTWATER, OID_GRACE, [G_HR, G_MANAGERS], [], False),
     ]
     return [
         {
@@ -145,10 +155,7 @@ def users() -> list[dict[str, object]]:
 def directory() -> dict[str, object]:
     """The whole ``users.json`` document."""
     groups = [{"id": gid, "tenant": tid, "name": name} for gid, tid, name in NAMED_GROUPS]
-    groups += [
-        {"id": gid, "tenant": BRIGHTWATER, "name": name}
-        for gid, name in distribution_lists()
-    ]
+    groups += [{"id": gid, "tenant": BRIGHTWATER, "name": name} for gid, name in distribution_lists()]
     return {"tenants": list(TENANTS), "groups": groups, "users": users()}
 
 
@@ -175,19 +182,13 @@ def _u(oid: str) -> str:
 MANIFESTS: dict[str, dict[str, object]] = {
     "brightwater/company/.acl.json": _acl(["tenant"]),
     "brightwater/announcements/.acl.json": _acl(["tenant"]),
-    "brightwater/announcements/inventor-award-alice-chen.html.acl.json": _acl(
-        [_u(OID_ALICE)]
-    ),
+    "brightwater/announcements/inventor-award-alice-chen.html.acl.json": _acl([_u(OID_ALICE)]),
     "brightwater/engineering/.acl.json": _acl([_g(G_ENGINEERING)]),
     "brightwater/engineering/leads/.acl.json": _acl([_g(G_ENG_LEADS)]),
     "brightwater/projects/atlas/.acl.json": _acl([_g(G_PROJECT_ATLAS), _g(G_ENGINEERING)]),
-    "brightwater/projects/atlas/atlas-budget.xlsx.acl.json": _acl(
-        [_g(G_FINANCE), _g(G_MANAGERS)]
-    ),
+    "brightwater/projects/atlas/atlas-budget.xlsx.acl.json": _acl([_g(G_FINANCE), _g(G_MANAGERS)]),
     "brightwater/finance/.acl.json": _acl([_g(G_FINANCE), _g(G_MANAGERS)]),
-    "brightwater/finance/board-compensation-2025.docx.acl.json": _acl(
-        [], [_u(OID_GRACE)], inherit=True
-    ),
+    "brightwater/finance/board-compensation-2025.docx.acl.json": _acl([], [_u(OID_GRACE)], inherit=True),
     "brightwater/hr/.acl.json": _acl([_g(G_HR)]),
     "brightwater/hr/investigation-case-hr-2025-017.eml.acl.json": _acl([_u(OID_GRACE)]),
     "brightwater/sales/.acl.json": _acl([_g(G_SALES), _g(G_MANAGERS)]),
@@ -275,8 +276,8 @@ def parse_body(source: str) -> tuple[Section, ...]:
     ``## Heading`` starts a section, ``!newpage`` makes the next section start
     on a new page (PDF), blank lines separate blocks, ``- `` starts a bullet
     (indented lines continue it), ``|`` lines form a table whose first row is
-    the header, ``/ `` lines are kept as lines, other lines join into
-    paragraphs.
+    the header (a row that does not end with ``|`` continues on the next
+    line), ``/ `` lines are kept as lines, other lines join into paragraphs.
     """
     sections: list[Section] = []
     heading = ""
@@ -311,6 +312,8 @@ def parse_body(source: str) -> tuple[Section, ...]:
         line = raw.strip()
         if not line:
             flush()
+        elif kind == "table" and not pending[-1].endswith("|"):
+            pending[-1] = f"{pending[-1]} {line}"
         elif line.startswith("## "):
             close_section()
             heading, blocks, new_page = line[3:].strip(), [], next_new_page
@@ -397,10 +400,7 @@ def _cell_value(text: str) -> str | int | float:
 
 
 def _plain_table(table: Table, indent: str = "") -> list[str]:
-    widths = [
-        max(len(row[i]) for row in (table.header, *table.rows))
-        for i in range(len(table.header))
-    ]
+    widths = [max(len(row[i]) for row in (table.header, *table.rows)) for i in range(len(table.header))]
 
     def fmt(row: tuple[str, ...]) -> str:
         return indent + " | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
@@ -419,7 +419,7 @@ def _plain_text(document: Document, width: int, *, with_title: bool) -> str:
             out += [section.heading, "-" * len(section.heading), ""]
         for block in section.blocks:
             if isinstance(block, str):
-                out += textwrap.wrap(block, width) + [""]
+                out += [*textwrap.wrap(block, width), ""]
             elif isinstance(block, Bullets):
                 for item in block.items:
                     out += textwrap.wrap(item, width, initial_indent="- ", subsequent_indent="  ")
@@ -633,7 +633,7 @@ def write_pptx(document: Document, target: Path) -> None:
         slide = deck.slides.add_slide(deck.slide_layouts[5])
         assert slide.shapes.title is not None
         slide.shapes.title.text = section.heading
-        top = Inches(1.6)
+        top: int = Inches(1.6)
         if texts:
             height = Inches(0.45 * len(texts))
             box = slide.shapes.add_textbox(Inches(0.5), top, Inches(9.0), height)
@@ -641,8 +641,12 @@ def write_pptx(document: Document, target: Path) -> None:
             top = top + height + Inches(0.2)
         table = tables[0]
         shape = slide.shapes.add_table(
-            1 + len(table.rows), len(table.header), Inches(0.5), top,
-            Inches(9.0), Inches(0.4) * (1 + len(table.rows)),
+            1 + len(table.rows),
+            len(table.header),
+            Inches(0.5),
+            top,
+            Inches(9.0),
+            Inches(0.4) * (1 + len(table.rows)),
         )
         for r, row in enumerate((table.header, *table.rows)):
             for c, text in enumerate(row):
@@ -657,7 +661,7 @@ def write_pptx(document: Document, target: Path) -> None:
 
 def write_xlsx(document: Document, target: Path) -> None:
     book = openpyxl.Workbook()
-    book.remove(book.active)  # type: ignore[arg-type]
+    book.remove(book.active)
     book.properties.title = document.title
     book.properties.creator = document.author
     book.properties.lastModifiedBy = document.author
@@ -674,7 +678,7 @@ def write_xlsx(document: Document, target: Path) -> None:
         for cell in sheet[1]:
             cell.font = Font(bold=True)
         sheet.freeze_panes = "A2"
-        for c, name in enumerate(table.header):
+        for c in range(len(table.header)):
             longest = max(len(row[c]) for row in (table.header, *table.rows))
             letter = openpyxl.utils.get_column_letter(c + 1)
             sheet.column_dimensions[letter].width = min(90, longest + 3)
@@ -725,15 +729,11 @@ def write_pdf(document: Document, target: Path) -> None:
                 prefix = "-  " if isinstance(block, Bullets) else ""
                 for item in items:
                     pdf.set_x(pdf.l_margin + 4)
-                    pdf.multi_cell(pdf.epw - 4, 5.6, prefix + item,
-                                   new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+                    pdf.multi_cell(pdf.epw - 4, 5.6, prefix + item, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
                 pdf.ln(2.5)
             else:
                 pdf.set_font("Helvetica", "", 9.5)
-                lengths = [
-                    max(len(row[i]) for row in (block.header, *block.rows))
-                    for i in range(len(block.header))
-                ]
+                lengths = [max(len(row[i]) for row in (block.header, *block.rows)) for i in range(len(block.header))]
                 widths = tuple(max(8, min(40, n)) for n in lengths)
                 with pdf.table(col_widths=widths, text_align="LEFT", line_height=5.2) as grid:
                     for row in (block.header, *block.rows):
@@ -917,20 +917,24 @@ COMPANY: tuple[Document, ...] = (
         | date | weekday | holiday | offices | notes |
         | 2025-01-01 | Wednesday | New Year's Day | All US sites | Offices and plant closed. |
         | 2025-01-20 | Monday | Martin Luther King Jr. Day | All US sites | Offices and plant closed. |
-        | 2025-02-17 | Monday | Presidents' Day | All US sites | Floating holiday: may be swapped for another day with manager approval. |
+        | 2025-02-17 | Monday | Presidents' Day | All US sites | Floating holiday: may be swapped for another day with
+        manager approval. |
         | 2025-05-26 | Monday | Memorial Day | All US sites | Offices and plant closed. |
         | 2025-06-19 | Thursday | Juneteenth | All US sites | Offices and plant closed. |
         | 2025-07-04 | Friday | Independence Day | All US sites | Reno plant runs a skeleton crew paid at double time. |
-        | 2025-08-15 | Friday | Recharge Day | All sites | Company-wide day off; on-call engineers take a replacement day within 30 days. |
+        | 2025-08-15 | Friday | Recharge Day | All sites | Company-wide day off; on-call engineers take a replacement
+        day within 30 days. |
         | 2025-09-01 | Monday | Labor Day | All US sites | Offices and plant closed. |
         | 2025-10-31 | Friday | Nevada Day | Reno plant only | Portland and Pittsburgh work as normal. |
         | 2025-11-27 | Thursday | Thanksgiving Day | All US sites | Offices and plant closed. |
-        | 2025-11-28 | Friday | Day after Thanksgiving | All US sites | Customer support keeps a reduced on-call roster. |
+        | 2025-11-28 | Friday | Day after Thanksgiving | All US sites | Customer support keeps a reduced on-call
+        roster. |
         | 2025-12-24 | Wednesday | Christmas Eve | All US sites | Offices close at 13:00. |
         | 2025-12-25 | Thursday | Christmas Day | All US sites | Offices and plant closed. |
         | 2025-12-29 | Monday | Winter shutdown | All US sites | Shutdown days do not count against paid time off. |
         | 2025-12-30 | Tuesday | Winter shutdown | All US sites | Shutdown days do not count against paid time off. |
-        | 2025-12-31 | Wednesday | Winter shutdown | All US sites | Plant maintenance crew works; shutdown pay applies. |
+        | 2025-12-31 | Wednesday | Winter shutdown | All US sites | Plant maintenance crew works; shutdown pay
+        applies. |
         """,
     ),
     doc(
@@ -1347,9 +1351,11 @@ ENGINEERING: tuple[Document, ...] = (
 
         ## Notes
         | Note |
-        | The 2026 plan adds 18 net new engineering positions, taking engineering from 91 to 109 people by December 2026. |
+        | The 2026 plan adds 18 net new engineering positions, taking engineering from 91 to 109 people by December
+        2026. |
         | Approved by the executive team on 28 October 2025; the cost is included in the FY2026 operating budget. |
-        | Four of the 18 positions are Atlas sustaining roles and open only after the Atlas general availability decision. |
+        | Four of the 18 positions are Atlas sustaining roles and open only after the Atlas general availability
+        decision. |
         | Backfills do not count against the 18 new positions and can be opened by the hiring manager at any time. |
         | Do not share requisition details with candidates or agencies before the role is posted. |
         """,
@@ -1486,13 +1492,16 @@ ATLAS: tuple[Document, ...] = (
         | ATL-D-031 | Sev-2 | Mast oscillation above 10 m on uneven floor joints | Ingrid Solberg | Fix in validation |
         | ATL-D-037 | Sev-2 | Lidar dropouts in direct sunlight at dock doors | Dan Fischer | Investigating |
         | ATL-D-040 | Sev-3 | Fork tilt sensor reports a 0.4 degree offset after a cold start | Ravi Menon | Open |
-        | ATL-D-042 | Sev-3 | Harbor console shows the wrong battery icon for Atlas | Lucia Ferraro | Fixed in next build |
+        | ATL-D-042 | Sev-3 | Harbor console shows the wrong battery icon for Atlas | Lucia Ferraro | Fixed in next
+        build |
 
         ## Notes
         | Note |
         | All lift tests use the Reno test rack with 11 m uprights and a certified 1,200 kg test load. |
-        | Test ATL-T-114 failed at 10.5 m when the mast oscillated over a floor joint; the damping patch in build 0.9.4 fixed it (retest ATL-T-117). |
-        | A navigation intervention is counted whenever a person has to touch the robot or the console to keep it working. |
+        | Test ATL-T-114 failed at 10.5 m when the mast oscillated over a floor joint; the damping patch in build
+        0.9.4 fixed it (retest ATL-T-117). |
+        | A navigation intervention is counted whenever a person has to touch the robot or the console to keep it
+        working. |
         """,
     ),
     doc(
@@ -1568,7 +1577,8 @@ ATLAS: tuple[Document, ...] = (
         | Approved by Carol Diaz and Hannah Lindqvist on 30 September 2025. |
         | Contractor day rates are confidential and must not be shared with contractors or their companies. |
         | Spending above a category budget by more than 10 percent needs a reallocation request to Finance. |
-        | The budget assumes general availability in March 2026; every month of delay adds about $190,000 of labor cost. |
+        | The budget assumes general availability in March 2026; every month of delay adds about $190,000 of labor
+        cost. |
         """,
     ),
 )
@@ -1800,9 +1810,11 @@ HR: tuple[Document, ...] = (
 
         ## Notes
         | Note |
-        | Bands are effective from 1 March 2025 for US locations. Reno and Pittsburgh apply a geographic factor of 0.92; Portland uses 1.0. |
+        | Bands are effective from 1 March 2025 for US locations. Reno and Pittsburgh apply a geographic factor of
+        0.92; Portland uses 1.0. |
         | The midpoint of the L5 Senior Robotics Software Engineer band is $176,000. |
-        | Offers above the midpoint need approval from the People team and the department head; offers above the maximum need approval from the CEO. |
+        | Offers above the midpoint need approval from the People team and the department head; offers above the
+        maximum need approval from the CEO. |
         | Bands are reviewed every February against market survey data. |
         """,
     ),
@@ -1919,18 +1931,28 @@ SALES: tuple[Document, ...] = (
         date=D(2025, 1, 15),
         body="""
         | sku | product | description | unit | list_price_usd | notes |
-        | TERN-200 | Tern 200 tote carrier | Autonomous tote robot, 30 kg payload | robot | 38500 | Includes a 1-year warranty |
-        | TERN-300 | Tern 300 tote carrier | Autonomous tote robot, 60 kg payload | robot | 46900 | Includes a 1-year warranty |
+        | TERN-200 | Tern 200 tote carrier | Autonomous tote robot, 30 kg payload | robot | 38500 | Includes a 1-year
+        warranty |
+        | TERN-300 | Tern 300 tote carrier | Autonomous tote robot, 60 kg payload | robot | 46900 | Includes a 1-year
+        warranty |
         | HERON-P1 | Heron picking arm | Piece-picking arm with vision kit | arm | 92000 | Requires a site survey |
-        | CHG-DOCK-2 | Charging dock | Opportunity charging dock for Tern robots | dock | 3150 | One dock per 6 robots recommended |
-        | QUAY-GW | Quay edge gateway | Industrial edge PC with message broker | gateway | 6800 | Two per site for redundancy |
-        | HARBOR-SITE | Harbor site license | Fleet manager license per site | site per year | 24000 | Billed annually in advance |
-        | HARBOR-ROBOT | Harbor robot license | Fleet manager license per robot | robot per month | 145 | Minimum of 10 robots |
-        | RAAS-TERN-300 | Tern 300 as a service | Robot, software, maintenance and battery swaps | robot per month | 1390 | 36-month minimum term |
-        | SVC-INSTALL | Installation | Site mapping, commissioning and go-live support | robot | 1200 | Minimum charge of 15000 per site |
+        | CHG-DOCK-2 | Charging dock | Opportunity charging dock for Tern robots | dock | 3150 | One dock per 6 robots
+        recommended |
+        | QUAY-GW | Quay edge gateway | Industrial edge PC with message broker | gateway | 6800 | Two per site for
+        redundancy |
+        | HARBOR-SITE | Harbor site license | Fleet manager license per site | site per year | 24000 | Billed annually
+        in advance |
+        | HARBOR-ROBOT | Harbor robot license | Fleet manager license per robot | robot per month | 145 | Minimum of
+        10 robots |
+        | RAAS-TERN-300 | Tern 300 as a service | Robot, software, maintenance and battery swaps | robot per month
+        | 1390 | 36-month minimum term |
+        | SVC-INSTALL | Installation | Site mapping, commissioning and go-live support | robot | 1200 | Minimum charge
+        of 15000 per site |
         | SVC-TRAIN | Operator training | On-site training for up to 12 operators | day | 2400 | Travel billed at cost |
-        | WAR-EXT-5 | Extended warranty | Warranty extended to 5 years | percent of hardware price per year | 12 | Must be bought with the hardware |
-        | SPARE-WHL-300 | Drive wheel kit | Replacement drive wheels for the Tern 300 | kit | 640 | Field-replaceable in 20 minutes |
+        | WAR-EXT-5 | Extended warranty | Warranty extended to 5 years | percent of hardware price per year | 12
+        | Must be bought with the hardware |
+        | SPARE-WHL-300 | Drive wheel kit | Replacement drive wheels for the Tern 300 | kit | 640 | Field-replaceable
+        in 20 minutes |
         """,
     ),
     doc(
@@ -2372,8 +2394,7 @@ NORTHWIND_DOCS: tuple[Document, ...] = (
 )
 
 DOCUMENTS: tuple[Document, ...] = (
-    COMPANY + ENGINEERING + ATLAS + FINANCE + HR + SALES + DRAFTS + ANNOUNCEMENTS
-    + NORTHWIND_DOCS
+    COMPANY + ENGINEERING + ATLAS + FINANCE + HR + SALES + DRAFTS + ANNOUNCEMENTS + NORTHWIND_DOCS
 )
 
 # --------------------------------------------------------------------------
@@ -2390,73 +2411,237 @@ SALES_READERS = ("carol", "frank", "grace")
 #: (id, question, document, answer_contains, visible_to); everyone else is in
 #: hidden_from.
 QUESTIONS: tuple[tuple[str, str, str, str, tuple[str, ...]], ...] = (
-    ("per-diem", "What is the daily meal per diem for a trip to a standard US city?",
-     "brightwater/company/travel-expense-policy.pdf", "$78", EMPLOYEES),
-    ("recharge-day", "On which date is Recharge Day in 2025?",
-     "brightwater/company/holiday-calendar-2025.csv", "2025-08-15", EMPLOYEES),
-    ("home-office-stipend", "How much is the home-office stipend for new starters?",
-     "brightwater/company/employee-handbook.docx", "$650", EMPLOYEES),
-    ("passphrase-length", "How long must a single sign-on passphrase be?",
-     "brightwater/company/it-security-policy.md", "14 characters", EMPLOYEES),
-    ("ethics-line", "What is the phone number of the Ethics Line?",
-     "brightwater/company/code-of-conduct.txt", "1-800-555-0142", EMPLOYEES),
-    ("video-wall-room", "Which Portland meeting room has the video wall?",
-     "brightwater/company/office-guide.html", "Columbia", EMPLOYEES),
-    ("reno-capacity", "What will the Reno plant's weekly output be once Line 2 opens?",
-     "brightwater/announcements/reno-line-2-opening.html", "95 robots per week", EMPLOYEES),
-    ("winter-party", "Where is the 2025 winter celebration?",
-     "brightwater/announcements/all-hands-october-2025.html", "Pier 9", EMPLOYEES),
-    ("inventor-award", "What is the application number of the aisle reservation patent?",
-     "brightwater/announcements/inventor-award-alice-chen.html", "18/944,210", ("alice",)),
-    ("planner-interval", "How often does the Tidewater traffic planner replan routes?",
-     "brightwater/engineering/architecture-overview.docx", "250 ms", ENGINEERS),
-    ("fleet-pause", "Which command pauses a site's fleet during an incident?",
-     "brightwater/engineering/on-call-runbook.md", "harborctl fleet pause", ENGINEERS),
-    ("memphis-stall", "How long did the September fleet stall in Memphis last?",
-     "brightwater/engineering/postmortem-inc-2025-0914.eml", "47 minutes", ENGINEERS),
-    ("ternos-upgrade-path", "Which TernOS version must a robot run before upgrading to 4.2.0?",
-     "brightwater/engineering/fleet-firmware-release-notes.txt", "4.1.3", ENGINEERS),
-    ("eng-headcount-2026", "How many people will engineering have at the end of 2026?",
-     "brightwater/engineering/leads/headcount-plan-2026.xlsx", "109", ("carol",)),
-    ("staff-promotion", "Who was promoted to Staff Engineer in the H2 2025 calibration?",
-     "brightwater/engineering/leads/performance-calibration-notes.docx", "Ines Carvalho",
-     ("carol",)),
-    ("atlas-pilot-start", "When does the Atlas pilot at Larkspur Foods start?",
-     "brightwater/projects/atlas/atlas-launch-plan.pptx", "2026-01-12", ATLAS_READERS),
-    ("atlas-failed-test", "Which Atlas lift test failed because of mast oscillation?",
-     "brightwater/projects/atlas/atlas-test-results.xlsx", "ATL-T-114", ATLAS_READERS),
-    ("atlas-slack", "Which Slack channel do Atlas contractors use?",
-     "brightwater/projects/atlas/contractor-onboarding.md", "#atlas-ext", ATLAS_READERS),
-    ("atlas-budget", "What is the total FY2026 budget of Project Atlas?",
-     "brightwater/projects/atlas/atlas-budget.xlsx", "$4,860,000", FINANCE_READERS),
-    ("q3-revenue", "What was Brightwater's revenue in Q3 2025?",
-     "brightwater/finance/q3-results.xlsx", "$38.42 million", FINANCE_READERS),
-    ("fy2026-capex", "How large is the FY2026 capital expenditure budget?",
-     "brightwater/finance/fy2026-budget.pdf", "$9,840,000", FINANCE_READERS),
-    ("cfo-payment-approval", "Above which amount does a vendor payment need the CFO?",
-     "brightwater/finance/vendor-payment-runbook.docx", "$250,000", FINANCE_READERS),
-    ("ceo-salary", "What is the CEO's base salary for 2026?",
-     "brightwater/finance/board-compensation-2025.docx", "$385,000", ("bob", "carol")),
-    ("l5-midpoint", "What is the midpoint of the L5 engineering salary band?",
-     "brightwater/hr/salary-bands-2025.xlsx", "$176,000", ("grace",)),
-    ("parental-leave", "How many weeks of paid parental leave does a parent get?",
-     "brightwater/hr/parental-leave-policy.docx", "18 weeks", ("grace",)),
-    ("investigation-subject", "Who is the subject of the open HR investigation at Reno?",
-     "brightwater/hr/investigation-case-hr-2025-017.eml", "Derek Haines", ("grace",)),
-    ("raas-price", "What is the monthly list price of a Tern 300 as a service?",
-     "brightwater/sales/price-list-2025.csv", "1390", SALES_READERS),
-    ("kestrel-decision-maker", "Who decides on the Kestrel Outfitters Dallas expansion?",
-     "brightwater/sales/key-accounts.docx", "Paul Whitaker", SALES_READERS),
-    ("largest-opportunity", "What is the largest opportunity in the Q4 2025 pipeline?",
-     "brightwater/sales/q4-pipeline.pptx", "Ostara Home", SALES_READERS),
-    ("harborline-procurement", "Who is Harborline's procurement lead for the expansion?",
-     "brightwater/sales/customer-email-harborline.eml", "Dev Anand", SALES_READERS),
-    ("reorg-codename", "What is the code name of the operations reorganization?",
-     "brightwater/drafts/reorg-proposal-draft.md", "Project Keel", ()),
-    ("northwind-walk-away", "What is the lowest LTL rate Northwind will accept from Brightwater?",
-     "northwind/partner-rate-card-2026.pdf", "$2.64/kg", ("erin",)),
-    ("northwind-margin", "What margin does Northwind make on the Brightwater account?",
-     "northwind/qbr-notes-brightwater.eml", "18.4 percent", ("erin",)),
+    (
+        "per-diem",
+        "What is the daily meal per diem for a trip to a standard US city?",
+        "brightwater/company/travel-expense-policy.pdf",
+        "$78",
+        EMPLOYEES,
+    ),
+    (
+        "recharge-day",
+        "On which date is Recharge Day in 2025?",
+        "brightwater/company/holiday-calendar-2025.csv",
+        "2025-08-15",
+        EMPLOYEES,
+    ),
+    (
+        "home-office-stipend",
+        "How much is the home-office stipend for new starters?",
+        "brightwater/company/employee-handbook.docx",
+        "$650",
+        EMPLOYEES,
+    ),
+    (
+        "passphrase-length",
+        "How long must a single sign-on passphrase be?",
+        "brightwater/company/it-security-policy.md",
+        "14 characters",
+        EMPLOYEES,
+    ),
+    (
+        "ethics-line",
+        "What is the phone number of the Ethics Line?",
+        "brightwater/company/code-of-conduct.txt",
+        "1-800-555-0142",
+        EMPLOYEES,
+    ),
+    (
+        "video-wall-room",
+        "Which Portland meeting room has the video wall?",
+        "brightwater/company/office-guide.html",
+        "Columbia",
+        EMPLOYEES,
+    ),
+    (
+        "reno-capacity",
+        "What will the Reno plant's weekly output be once Line 2 opens?",
+        "brightwater/announcements/reno-line-2-opening.html",
+        "95 robots per week",
+        EMPLOYEES,
+    ),
+    (
+        "winter-party",
+        "Where is the 2025 winter celebration?",
+        "brightwater/announcements/all-hands-october-2025.html",
+        "Pier 9",
+        EMPLOYEES,
+    ),
+    (
+        "inventor-award",
+        "What is the application number of the aisle reservation patent?",
+        "brightwater/announcements/inventor-award-alice-chen.html",
+        "18/944,210",
+        ("alice",),
+    ),
+    (
+        "planner-interval",
+        "How often does the Tidewater traffic planner replan routes?",
+        "brightwater/engineering/architecture-overview.docx",
+        "250 ms",
+        ENGINEERS,
+    ),
+    (
+        "fleet-pause",
+        "Which command pauses a site's fleet during an incident?",
+        "brightwater/engineering/on-call-runbook.md",
+        "harborctl fleet pause",
+        ENGINEERS,
+    ),
+    (
+        "memphis-stall",
+        "How long did the September fleet stall in Memphis last?",
+        "brightwater/engineering/postmortem-inc-2025-0914.eml",
+        "47 minutes",
+        ENGINEERS,
+    ),
+    (
+        "ternos-upgrade-path",
+        "Which TernOS version must a robot run before upgrading to 4.2.0?",
+        "brightwater/engineering/fleet-firmware-release-notes.txt",
+        "4.1.3",
+        ENGINEERS,
+    ),
+    (
+        "eng-headcount-2026",
+        "How many people will engineering have at the end of 2026?",
+        "brightwater/engineering/leads/headcount-plan-2026.xlsx",
+        "109",
+        ("carol",),
+    ),
+    (
+        "staff-promotion",
+        "Who was promoted to Staff Engineer in the H2 2025 calibration?",
+        "brightwater/engineering/leads/performance-calibration-notes.docx",
+        "Ines Carvalho",
+        ("carol",),
+    ),
+    (
+        "atlas-pilot-start",
+        "When does the Atlas pilot at Larkspur Foods start?",
+        "brightwater/projects/atlas/atlas-launch-plan.pptx",
+        "2026-01-12",
+        ATLAS_READERS,
+    ),
+    (
+        "atlas-failed-test",
+        "Which Atlas lift test failed because of mast oscillation?",
+        "brightwater/projects/atlas/atlas-test-results.xlsx",
+        "ATL-T-114",
+        ATLAS_READERS,
+    ),
+    (
+        "atlas-slack",
+        "Which Slack channel do Atlas contractors use?",
+        "brightwater/projects/atlas/contractor-onboarding.md",
+        "#atlas-ext",
+        ATLAS_READERS,
+    ),
+    (
+        "atlas-budget",
+        "What is the total FY2026 budget of Project Atlas?",
+        "brightwater/projects/atlas/atlas-budget.xlsx",
+        "$4,860,000",
+        FINANCE_READERS,
+    ),
+    (
+        "q3-revenue",
+        "What was Brightwater's revenue in Q3 2025?",
+        "brightwater/finance/q3-results.xlsx",
+        "$38.42 million",
+        FINANCE_READERS,
+    ),
+    (
+        "fy2026-capex",
+        "How large is the FY2026 capital expenditure budget?",
+        "brightwater/finance/fy2026-budget.pdf",
+        "$9,840,000",
+        FINANCE_READERS,
+    ),
+    (
+        "cfo-payment-approval",
+        "Above which amount does a vendor payment need the CFO?",
+        "brightwater/finance/vendor-payment-runbook.docx",
+        "$250,000",
+        FINANCE_READERS,
+    ),
+    (
+        "ceo-salary",
+        "What is the CEO's base salary for 2026?",
+        "brightwater/finance/board-compensation-2025.docx",
+        "$385,000",
+        ("bob", "carol"),
+    ),
+    (
+        "l5-midpoint",
+        "What is the midpoint of the L5 engineering salary band?",
+        "brightwater/hr/salary-bands-2025.xlsx",
+        "$176,000",
+        ("grace",),
+    ),
+    (
+        "parental-leave",
+        "How many weeks of paid parental leave does a parent get?",
+        "brightwater/hr/parental-leave-policy.docx",
+        "18 weeks",
+        ("grace",),
+    ),
+    (
+        "investigation-subject",
+        "Who is the subject of the open HR investigation at Reno?",
+        "brightwater/hr/investigation-case-hr-2025-017.eml",
+        "Derek Haines",
+        ("grace",),
+    ),
+    (
+        "raas-price",
+        "What is the monthly list price of a Tern 300 as a service?",
+        "brightwater/sales/price-list-2025.csv",
+        "1390",
+        SALES_READERS,
+    ),
+    (
+        "kestrel-decision-maker",
+        "Who decides on the Kestrel Outfitters Dallas expansion?",
+        "brightwater/sales/key-accounts.docx",
+        "Paul Whitaker",
+        SALES_READERS,
+    ),
+    (
+        "largest-opportunity",
+        "What is the largest opportunity in the Q4 2025 pipeline?",
+        "brightwater/sales/q4-pipeline.pptx",
+        "Ostara Home",
+        SALES_READERS,
+    ),
+    (
+        "harborline-procurement",
+        "Who is Harborline's procurement lead for the expansion?",
+        "brightwater/sales/customer-email-harborline.eml",
+        "Dev Anand",
+        SALES_READERS,
+    ),
+    (
+        "reorg-codename",
+        "What is the code name of the operations reorganization?",
+        "brightwater/drafts/reorg-proposal-draft.md",
+        "Project Keel",
+        (),
+    ),
+    (
+        "northwind-walk-away",
+        "What is the lowest LTL rate Northwind will accept from Brightwater?",
+        "northwind/partner-rate-card-2026.pdf",
+        "$2.64/kg",
+        ("erin",),
+    ),
+    (
+        "northwind-margin",
+        "What margin does Northwind make on the Brightwater account?",
+        "northwind/qbr-notes-brightwater.eml",
+        "18.4 percent",
+        ("erin",),
+    ),
 )
 
 
@@ -2486,9 +2671,7 @@ def _read_manifest(path: Path) -> tuple[AclSets, bool] | None:
     if not path.is_file():
         return None
     data = json.loads(path.read_text(encoding="utf-8"))
-    return (frozenset(data.get("allow", [])), frozenset(data.get("deny", []))), bool(
-        data.get("inherit", False)
-    )
+    return (frozenset(data.get("allow", [])), frozenset(data.get("deny", []))), bool(data.get("inherit", False))
 
 
 def _merge(own: tuple[AclSets, bool] | None, parent: AclSets | None) -> AclSets | None:
@@ -2550,16 +2733,15 @@ def extracted_text(path: Path) -> str | None:
         for slide in pptx.Presentation(str(path)).slides:
             for shape in slide.shapes:
                 if shape.has_text_frame:
-                    parts.append(shape.text_frame.text)  # type: ignore[attr-defined]
+                    parts.append(shape.text_frame.text)
                 if shape.has_table:
-                    table = shape.table  # type: ignore[attr-defined]
+                    table = shape.table
                     parts += [c.text for row in table.rows for c in row.cells]
         return "\n".join(parts)
     if suffix == ".xlsx":
         book = openpyxl.load_workbook(path, read_only=True)
         values = [
-            str(v) for ws in book.worksheets for row in ws.iter_rows(values_only=True)
-            for v in row if v is not None
+            str(v) for ws in book.worksheets for row in ws.iter_rows(values_only=True) for v in row if v is not None
         ]
         book.close()
         return "\n".join(values)
@@ -2568,7 +2750,7 @@ def extracted_text(path: Path) -> str | None:
         assert isinstance(message, EmailMessage)
         body = message.get_body(preferencelist=("plain",))
         assert body is not None
-        return f"{message['Subject']}\n{body.get_content()}"  # type: ignore[attr-defined]
+        return f"{message['Subject']}\n{body.get_content()}"
     if suffix == ".html":
         return html.unescape(re.sub(r"<[^>]+>", " ", path.read_text(encoding="utf-8")))
     if suffix in (".txt", ".md", ".csv"):
@@ -2636,9 +2818,10 @@ def build() -> None:
         target = CORPUS_DIR / relative
         assert target.parent.is_dir(), f"manifest outside the corpus: {relative}"
         if not relative.endswith("/.acl.json"):
-            assert target.with_suffix("").with_suffix("").exists() or (
-                CORPUS_DIR / relative.removesuffix(".acl.json")
-            ).is_file(), f"sidecar without a file: {relative}"
+            assert (
+                target.with_suffix("").with_suffix("").exists()
+                or (CORPUS_DIR / relative.removesuffix(".acl.json")).is_file()
+            ), f"sidecar without a file: {relative}"
         _write_json(target, manifest)
     _write_json(USERS_FILE, directory())
     _write_json(QUESTIONS_FILE, questions())
