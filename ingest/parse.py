@@ -144,8 +144,13 @@ def _check_ooxml(path: Path, head: bytes) -> None:
     """
     if head.startswith(_OLE_MAGIC):
         raise DocumentParseError("encrypted or legacy binary Office file")
-    if not zipfile.is_zipfile(path):
-        raise DocumentParseError("corrupt or truncated file: not a zip archive")
+    try:
+        with zipfile.ZipFile(path) as package:
+            names = set(package.namelist())
+    except zipfile.BadZipFile:
+        raise DocumentParseError("corrupt or truncated file: not a zip archive") from None
+    if "[Content_Types].xml" not in names:
+        raise DocumentParseError("corrupt or truncated file: not an Office package")
 
 
 def _reason_for(exc: Exception, path: Path) -> str:

@@ -1222,7 +1222,7 @@ ENGINEERING: tuple[Document, ...] = (
     ),
     doc(
         "brightwater/engineering/postmortem-inc-2025-0914.eml",
-        "Postmortem: Sev-1 fleet stall at Kestrel Outfitters Memphis (INC-2025-0914)",
+        "Postmortem: Sev-1 fleet stall at Kestrel Memphis (INC-2025-0914)",
         author="Alice Chen",
         date=D(2025, 9, 16),
         mail=Mail(
