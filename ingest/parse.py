@@ -24,6 +24,7 @@ the e-mail subject, else the first TITLE element, else ``None``.
 
 from __future__ import annotations
 
+import io
 import re
 import warnings
 import zipfile
@@ -187,9 +188,12 @@ def _parse_with_unstructured(path: Path, suffix: str) -> ParsedDocument:
     module_name, function_name, options = _PARTITIONERS[suffix]
     partition: Callable[..., list[Any]] = getattr(importlib.import_module(module_name), function_name)
     if suffix in _TEXT_TABLE_SUFFIXES:
-        # The table readers assume UTF-8; detect the encoding as the text readers do.
-        options = {**options, "encoding": _detect_encoding(path)[0]}
-    raw = partition(filename=str(path), **options)
+        # The table readers cannot stream UTF-16 and friends: decode as the text
+        # readers do and hand them UTF-8.
+        text = _detect_encoding(path)[1].lstrip("\ufeff")
+        raw = partition(file=io.BytesIO(text.encode("utf-8")), encoding="utf-8", **options)
+    else:
+        raw = partition(filename=str(path), **options)
     elements = tuple(_convert(raw))
     title = _declared_title(path, suffix, raw)
     if title is None:

@@ -2818,10 +2818,8 @@ def build() -> None:
         target = CORPUS_DIR / relative
         assert target.parent.is_dir(), f"manifest outside the corpus: {relative}"
         if not relative.endswith("/.acl.json"):
-            assert (
-                target.with_suffix("").with_suffix("").exists()
-                or (CORPUS_DIR / relative.removesuffix(".acl.json")).is_file()
-            ), f"sidecar without a file: {relative}"
+            sidecar_for = CORPUS_DIR / relative.removesuffix(".acl.json")
+            assert sidecar_for.is_file(), f"sidecar without a file: {relative}"
         _write_json(target, manifest)
     _write_json(USERS_FILE, directory())
     _write_json(QUESTIONS_FILE, questions())

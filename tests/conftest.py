@@ -12,10 +12,10 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from acl.devidp import DevIdentityProvider  # noqa: E402
-from clearance.runtime import Runtime, build_runtime  # noqa: E402
-from clearance.settings import IndexSettings, Settings  # noqa: E402
-from retrieval.embedding import SentenceTransformerEmbedder, default_model_path  # noqa: E402
+from acl.devidp import DevIdentityProvider
+from clearance.runtime import Runtime, build_runtime
+from clearance.settings import IndexSettings, Settings
+from retrieval.embedding import SentenceTransformerEmbedder, default_model_path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("CLEARANCE_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
@@ -39,11 +39,24 @@ def write_users(path: Path) -> Path:
         ],
         "groups": [],
         "users": [
-            {"name": "admin", "display_name": "Ada Admin", "tenant": TENANT, "oid": "a0000000-0000-4000-8000-000000000001",
-             "groups": [], "roles": ["Clearance.Admin"], "guest": False},
-            {"name": "overage", "display_name": "Olga Overage", "tenant": TENANT,
-             "oid": "a0000000-0000-4000-8000-000000000002",
-             "groups": ["g-finance"] + [f"g-dl-{i:03d}" for i in range(230)], "roles": [], "guest": False},
+            {
+                "name": "admin",
+                "display_name": "Ada Admin",
+                "tenant": TENANT,
+                "oid": "a0000000-0000-4000-8000-000000000001",
+                "groups": [],
+                "roles": ["Clearance.Admin"],
+                "guest": False,
+            },
+            {
+                "name": "overage",
+                "display_name": "Olga Overage",
+                "tenant": TENANT,
+                "oid": "a0000000-0000-4000-8000-000000000002",
+                "groups": ["g-finance"] + [f"g-dl-{i:03d}" for i in range(230)],
+                "roles": [],
+                "guest": False,
+            },
         ],
     }
     path.write_text(json.dumps(users), encoding="utf-8")
@@ -81,8 +94,10 @@ def write_doc(root: Path, relative: str, text: str) -> Path:
 
 def write_acl(folder_or_file: Path, *, allow: list[str], deny: list[str] | None = None, inherit: bool = False) -> None:
     """A folder manifest when given a folder, else the file's sidecar."""
-    target = folder_or_file / ".acl.json" if folder_or_file.is_dir() else folder_or_file.with_name(
-        folder_or_file.name + ".acl.json"
+    target = (
+        folder_or_file / ".acl.json"
+        if folder_or_file.is_dir()
+        else folder_or_file.with_name(folder_or_file.name + ".acl.json")
     )
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps({"allow": allow, "deny": deny or [], "inherit": inherit}), encoding="utf-8")

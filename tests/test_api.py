@@ -29,8 +29,9 @@ def client(runtime: Runtime, tmp_path: Path) -> TestClient:
     return TestClient(create_app(runtime.settings, runtime=runtime))
 
 
-def auth(idp: DevIdentityProvider, *groups: str, tenant: str = TENANT, roles: tuple[str, ...] = (),
-         oid: str = ALICE) -> dict[str, str]:
+def auth(
+    idp: DevIdentityProvider, *groups: str, tenant: str = TENANT, roles: tuple[str, ...] = (), oid: str = ALICE
+) -> dict[str, str]:
     return {"Authorization": f"Bearer {idp.mint(tenant_id=tenant, object_id=oid, groups=groups, roles=roles)}"}
 
 
@@ -47,7 +48,7 @@ def assert_problem(response: Any, status: int) -> dict[str, Any]:
     assert response.headers["content-type"].startswith("application/problem+json")
     body: dict[str, Any] = response.json()
     assert body["status"] == status and body["title"]
-    for internal in ("Traceback", "Error(", "jwt", "qdrant", "File \""):
+    for internal in ("Traceback", "Error(", "jwt", "qdrant", 'File "'):
         assert internal not in response.text
     return body
 
@@ -126,7 +127,9 @@ def test_chat_answers_with_a_checked_citation(client: TestClient, idp: DevIdenti
     assert body["outcome"] == "grounded" and body["prompt"] == "grounded-answer/v1"
 
 
-def test_chat_abstains_identically_for_forbidden_and_missing_facts(client: TestClient, idp: DevIdentityProvider) -> None:
+def test_chat_abstains_identically_for_forbidden_and_missing_facts(
+    client: TestClient, idp: DevIdentityProvider
+) -> None:
     forbidden = client.post("/v1/chat", json={"question": "What was the Q3 revenue?"}, headers=auth(idp)).json()
     missing = client.post("/v1/chat", json={"question": "Who won the 1987 chess olympiad?"}, headers=auth(idp)).json()
     assert forbidden["answer"] == missing["answer"] == ABSTAIN_ANSWER
@@ -169,7 +172,9 @@ def test_logs_carry_no_acl_keys_or_passage_text(
         assert secret not in logged
 
 
-def test_index_unavailable_is_503_without_internals(client: TestClient, runtime: Runtime, idp: DevIdentityProvider) -> None:
+def test_index_unavailable_is_503_without_internals(
+    client: TestClient, runtime: Runtime, idp: DevIdentityProvider
+) -> None:
     runtime.index.close()
     assert_problem(client.get("/readyz"), 503)
     body = assert_problem(client.post("/v1/search", json={"query": "x"}, headers=auth(idp)), 503)

@@ -42,8 +42,15 @@ def build_corpus(root: Path) -> Path:
     return root
 
 
-ALL_DOCS = {"company/handbook.md", "finance/q3.md", "finance/board.md", "eng/arch.md", "eng/launch.md",
-            "eng/leads/calibration.md", "drafts/secret.md"}
+ALL_DOCS = {
+    "company/handbook.md",
+    "finance/q3.md",
+    "finance/board.md",
+    "eng/arch.md",
+    "eng/launch.md",
+    "eng/leads/calibration.md",
+    "drafts/secret.md",
+}
 
 
 @pytest.fixture()
@@ -55,8 +62,9 @@ def corpus_runtime(runtime: Runtime, tmp_path: Path) -> Runtime:
     return runtime
 
 
-def visible(runtime: Runtime, principal: Principal, query: str = "company information",
-            narrowing: models.Filter | None = None) -> set[str]:
+def visible(
+    runtime: Runtime, principal: Principal, query: str = "company information", narrowing: models.Filter | None = None
+) -> set[str]:
     vector = runtime.embedder.embed_query(query)
     passages = runtime.index.search(principal, vector, top_k=100, narrowing=narrowing)
     return {p.source for p in passages}
@@ -138,9 +146,15 @@ def test_caller_filter_cannot_widen_access(corpus_runtime: Runtime) -> None:
     assert visible(corpus_runtime, member(), narrowing=narrow) == set()
 
 
-def test_index_filter_agrees_with_the_reference_rule_for_every_document(corpus_runtime: Runtime, tmp_path: Path) -> None:
-    principals = [member(o, *g, guest=guest) for o in (ALICE, GRACE, DENIED, GUEST)
-                  for g in ((), (FIN,), (ENG, ATLAS), (LEADS,)) for guest in (False, True)]
+def test_index_filter_agrees_with_the_reference_rule_for_every_document(
+    corpus_runtime: Runtime, tmp_path: Path
+) -> None:
+    principals = [
+        member(o, *g, guest=guest)
+        for o in (ALICE, GRACE, DENIED, GUEST)
+        for g in ((), (FIN,), (ENG, ATLAS), (LEADS,))
+        for guest in (False, True)
+    ]
     acls = {p: _acl_of(corpus_runtime, p) for p in ALL_DOCS}
     for principal in principals:
         expected = {p for p, acl in acls.items() if acl.permits(principal.access_keys())}
@@ -151,7 +165,8 @@ def _acl_of(runtime: Runtime, path: str) -> AccessList:
     points, _ = runtime.index._client.scroll(  # white-box read of the stored ACL payload
         runtime.settings.index.collection,
         scroll_filter=models.Filter(must=[models.FieldCondition(key="path", match=models.MatchValue(value=path))]),
-        limit=1, with_payload=["acl_allow", "acl_deny"],
+        limit=1,
+        with_payload=["acl_allow", "acl_deny"],
     )
     payload = points[0].payload or {}
     return AccessList(allow=frozenset(payload["acl_allow"]), deny=frozenset(payload["acl_deny"]))

@@ -167,7 +167,7 @@ class _JwksHandler(BaseHTTPRequestHandler):
     document: dict[str, Any] = {}
     hits = 0
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         type(self).hits += 1
         body = json.dumps(type(self).document).encode()
         self.send_response(200)
@@ -198,8 +198,9 @@ def test_keys_are_fetched_over_http_and_refetched_on_rotation(
     new = DevIdentityProvider(key_dir=tmp_path / "new", audience="api://clearance")
     handler.document = old.jwks
     validator = TokenValidator(
-        policy=TokenPolicy(audiences=("api://clearance",), issuer_templates=(DEV_ISSUER_TEMPLATE,),
-                           allowed_tenants=frozenset({TENANT})),
+        policy=TokenPolicy(
+            audiences=("api://clearance",), issuer_templates=(DEV_ISSUER_TEMPLATE,), allowed_tenants=frozenset({TENANT})
+        ),
         keys=JwksKeys(url=url, cooldown_seconds=0),
         groups=UnavailableGroupResolver(),
     )
