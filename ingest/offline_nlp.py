@@ -17,26 +17,43 @@ Two things in `unstructured` reach the network unless told otherwise:
   anything while parsing. `unstructured` has no setting to turn the download
   off, so the one loader function it calls, ``_load_spacy_model``, is replaced
   by :func:`load_offline_pipeline`: it still uses ``en_core_web_sm`` when an
-  operator has installed it, and otherwise returns a blank English pipeline
-  with a rule-based sentencizer. Nothing else in `unstructured` is changed.
+  operator has installed it, and otherwise builds a small rule-based English
+  pipeline from what spaCy itself ships. Nothing else in `unstructured` is
+  changed.
 
-  Without the trained model there are no part-of-speech tags, so
-  `unstructured` cannot spot the verb in a short one-sentence line and leans
-  towards calling it a title; `ingest.parse` corrects the obvious cases.
+  `unstructured` asks the pipeline for two things: sentence boundaries (a
+  sentencizer gives them) and whether a line contains a verb, which is what
+  separates a short sentence from a heading. With no trained tagger, an
+  attribute ruler tags the closed class of English auxiliary and modal verbs
+  ("is", "has", "will", "can", ...), which nearly every statement contains; an
+  imperative such as "Ship the release" still reads as a heading, and
+  `ingest.parse` keeps a "heading" that ends like a sentence as text.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from typing import Final
+from typing import Final, cast
 
 import spacy
 from spacy.language import Language
+from spacy.pipeline import AttributeRuler
 
 SPACY_MODEL_NAME: Final[str] = "en_core_web_sm"
 # The components `unstructured` itself excludes when it loads the model.
 _SPACY_EXCLUDE: Final[list[str]] = ["ner", "lemmatizer", "attribute_ruler"]
+
+# Normalised forms, so contractions count too ("can't" -> "ca" -> "can", "'re" -> "are").
+_AUXILIARY_VERBS: Final[tuple[str, ...]] = (
+    *("am", "is", "are", "was", "were", "be", "been", "being"),
+    *("has", "have", "had", "having", "do", "does", "did"),
+    *("will", "would", "shall", "should", "can", "could", "might", "must"),
+)
+# "may" only in lower case: "May" is more often the month.
+_LOWER_CASE_ONLY_AUXILIARY: Final[str] = "may"
+# Any Penn Treebank verb tag makes `unstructured` see a verb.
+_VERB_TAG: Final[str] = "VB"
 
 _TELEMETRY_OPT_OUT: Final[dict[str, str]] = {
     "DO_NOT_TRACK": "true",
@@ -49,16 +66,21 @@ _installed = False
 
 
 def load_offline_pipeline() -> Language:
-    """Return ``en_core_web_sm`` if it is installed, else a blank English pipeline.
+    """Return ``en_core_web_sm`` if it is installed, else a rule-based English pipeline.
 
-    Never downloads anything. The blank pipeline has a sentencizer, which is all
-    `unstructured` needs for sentence counts; tokens carry no tags.
+    Never downloads anything. The fallback splits sentences with a sentencizer and
+    tags auxiliary and modal verbs with an attribute ruler; other tokens carry no tag.
     """
     try:
         return spacy.load(SPACY_MODEL_NAME, exclude=_SPACY_EXCLUDE)
     except OSError:
         nlp = spacy.blank("en")
         nlp.add_pipe("sentencizer")
+        ruler = cast(AttributeRuler, nlp.add_pipe("attribute_ruler"))
+        ruler.add(
+            patterns=[[{"NORM": {"IN": list(_AUXILIARY_VERBS)}}], [{"ORTH": _LOWER_CASE_ONLY_AUXILIARY}]],
+            attrs={"TAG": _VERB_TAG},
+        )
         return nlp
 
 

@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, ClassVar
 
 import jwt
 import pytest
@@ -164,7 +164,7 @@ def test_group_overage_with_failed_resolution_keeps_only_user_and_tenant(
 
 
 class _JwksHandler(BaseHTTPRequestHandler):
-    document: dict[str, Any] = {}
+    document: ClassVar[dict[str, Any]] = {}
     hits = 0
 
     def do_GET(self) -> None:
