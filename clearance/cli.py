@@ -24,7 +24,7 @@ jobs_app = typer.Typer(help="Ingestion job records.", no_args_is_help=True)
 dev_app = typer.Typer(help="The development identity provider (development mode only).", no_args_is_help=True)
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(dev_app, name="dev")
-console = Console()
+console = Console(soft_wrap=True)
 SAMPLE_CORPUS = REPO_ROOT / "samples" / "corpus"
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -85,13 +86,16 @@ class ChunkIndex:
                         DENSE_VECTOR: models.VectorParams(size=self._dimension, distance=models.Distance.COSINE)
                     },
                 )
-            for field in _KEYWORD_FIELDS:
+            with warnings.catch_warnings():
+                # Local mode warns that payload indexes do nothing there; a server uses them.
+                warnings.filterwarnings("ignore", message="Payload indexes have no effect")
+                for field in _KEYWORD_FIELDS:
+                    self._client.create_payload_index(
+                        self._collection, field_name=field, field_schema=models.PayloadSchemaType.KEYWORD
+                    )
                 self._client.create_payload_index(
-                    self._collection, field_name=field, field_schema=models.PayloadSchemaType.KEYWORD
+                    self._collection, field_name="chunk_index", field_schema=models.PayloadSchemaType.INTEGER
                 )
-            self._client.create_payload_index(
-                self._collection, field_name="chunk_index", field_schema=models.PayloadSchemaType.INTEGER
-            )
 
         self._call(create)
 

@@ -188,7 +188,9 @@ def test_pptx_slides_are_pages(tmp_path: Path) -> None:
     pages = {e.text: e.page for e in document.elements}
     assert pages["Goals"] == 1 and pages["Ship the search service"] == 1
     assert pages["Risks"] == 2 and pages["Hiring is slower than planned"] == 2
-    assert kinds(document)["Goals"] is ElementKind.TITLE
+    found = kinds(document)
+    assert found["Goals"] is ElementKind.TITLE
+    assert found["Hiring is slower than planned"] is ElementKind.TEXT
 
 
 def test_pptx_without_core_title_uses_first_slide_title(tmp_path: Path) -> None:
@@ -243,6 +245,15 @@ def test_plain_text_sentence_is_not_a_title(tmp_path: Path) -> None:
     found = kinds(parse_document(path))
     assert found["Opening hours"] is ElementKind.TITLE
     assert found["The office is open from eight to six."] is ElementKind.TEXT
+
+
+def test_sentences_and_headings_are_told_apart_without_a_trained_model() -> None:
+    from unstructured.partition.text_type import is_possible_narrative_text, is_possible_title
+
+    assert is_possible_narrative_text("Hiring is slower than we planned")
+    assert is_possible_narrative_text("We can't ship before the audit")
+    assert not is_possible_narrative_text("Quarterly results")
+    assert is_possible_title("Quarterly results")
 
 
 def test_csv_is_one_table_and_utf16_is_decoded(tmp_path: Path) -> None:
@@ -336,7 +347,7 @@ def test_missing_file(tmp_path: Path) -> None:
 
 def test_unexpected_parser_error_names_the_exception(tmp_path: Path) -> None:
     path = tmp_path / "ragged.csv"
-    path.write_text("a,b\n1,2\n" + "x" * 500 + ",3,4,5\n", encoding="utf-8")
+    path.write_text("name,role\nada,analyst\nbob,developer,extra\n", encoding="utf-8")
     reason = reason_of(path)
     assert reason.startswith("parser failed: ParserError")
     assert len(reason) <= 200

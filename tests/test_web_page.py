@@ -71,17 +71,20 @@ def test_development_routes_the_page_reads(client: TestClient) -> None:
 
 NODE_CHECK = r"""
 const vm = require("vm");
-const html = require("fs").readFileSync(process.argv[1], "utf8");
+const html = require("fs").readFileSync(process.argv[2], "utf8");
 const script = html.match(/<script>([\s\S]*?)<\/script>/)[1];
 const ctx = {TextDecoder, Response, ReadableStream, TextEncoder};
 vm.createContext(ctx);
 vm.runInContext(script, ctx);
 const {parseSSE, readEvents} = ctx.ClearanceSSE;
-const wire = process.argv[2];
+const wire = process.argv[3];
 (async () => {
   const out = {whole: parseSSE(wire), chunked: []};
   const bytes = new TextEncoder().encode(wire);
-  const stream = new ReadableStream({start(c) { for (let i = 0; i < bytes.length; i += 3) c.enqueue(bytes.slice(i, i + 3)); c.close(); }});
+  const stream = new ReadableStream({start(c) {  // 3-byte chunks split lines and characters
+    for (let i = 0; i < bytes.length; i += 3) c.enqueue(bytes.slice(i, i + 3));
+    c.close();
+  }});
   await readEvents(new Response(stream), (event, data) => out.chunked.push([event, data]));
   console.log(JSON.stringify(out));
 })();

@@ -1,0 +1,19 @@
+# The Clearance API image used by compose.yaml.
+FROM python:3.11-slim
+RUN apt-get update && apt-get install -y --no-install-recommends build-essential libmagic1 \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY acl acl
+COPY api api
+COPY clearance clearance
+COPY ingest ingest
+COPY retrieval retrieval
+COPY samples samples
+# torch first and pinned (see pyproject.toml). Point PIP_INDEX_URL / PIP_EXTRA_INDEX_URL at a
+# CPU-only wheel index to keep the image small; the default index carries the CUDA build.
+ARG PIP_EXTRA_INDEX_URL=""
+RUN pip install --no-cache-dir torch==2.13.0 && pip install --no-cache-dir .
+ENV HF_HUB_OFFLINE=1 CLEARANCE_SERVER__HOST=0.0.0.0
+EXPOSE 8000
+CMD ["clearance", "serve"]

@@ -1,0 +1,43 @@
+# Clearance: `make demo` runs the product on its embedded defaults; `make test` runs the suite.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+MODEL := models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf
+export HF_HUB_OFFLINE := 1
+
+.PHONY: setup demo demo-extractive test lint bench clean
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# torch first and pinned: the CPU build (see pyproject.toml); an unpinned torch pulls CUDA.
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+setup: $(VENV)/.installed
+
+$(MODEL): | setup
+	$(PY) -c "from pathlib import Path; from clearance.demo_model import fetch_demo_model; fetch_demo_model(Path('models'))"
+
+# Ingests samples/corpus, serves the API and web page on http://127.0.0.1:8000 with the local model.
+demo: setup $(MODEL)
+	CLEARANCE_GENERATOR__KIND=llama_cpp CLEARANCE_GENERATOR__MODEL_PATH=$(MODEL) $(BIN)/clearance demo
+
+# The same without a model download: answers are extractive (selected, cited sentences).
+demo-extractive: setup
+	$(BIN)/clearance demo
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy acl api clearance ingest retrieval tests benchmarks
+
+test: setup lint
+	$(PY) -m pytest -q
+
+bench: setup
+	$(PY) -m benchmarks.run
+
+clean:
+	rm -rf .clearance .pytest_cache .mypy_cache .ruff_cache

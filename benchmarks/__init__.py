@@ -1,0 +1,1 @@
+"""Benchmarks: commands that print numbers (never run by the test suite)."""
