@@ -412,8 +412,10 @@ def test_parsing_never_touches_the_network(tmp_path: Path) -> None:
 
 # -- real-world fixtures ---------------------------------------------------------------
 
-# Sheet protection only stops editing; the workbook itself is readable and is parsed.
-_READABLE_DESPITE_NAME = {"protectedSheets.xlsx"}
+# Protected against editing only, not against reading: these open without a password
+# (sheet protection in a plain workbook; a PDF encrypted with an owner password alone),
+# so they are parsed like any other file.
+_READABLE_DESPITE_NAME = {"protectedSheets.xlsx", "testPDF_protected.pdf"}
 
 
 def _parse_outcome(path: Path) -> tuple[str, ParsedDocument | None]:
