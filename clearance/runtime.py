@@ -17,6 +17,7 @@ from ingest.parse import parse_document
 from ingest.pipeline import IngestionPipeline
 from ingest.runner import BackgroundJobs
 from retrieval.answer import AnswerService
+from retrieval.audit import JsonlAuditSink
 from retrieval.embedding import Embedder, SentenceTransformerEmbedder, default_model_path
 from retrieval.generation import ExtractiveGenerator, Generator
 from retrieval.index import ChunkIndex, open_client
@@ -130,6 +131,7 @@ def build_runtime(settings: Settings, *, embedder: Embedder | None = None) -> Ru
         generator=build_generator(settings),
         top_k=settings.retrieval.top_k,
         min_score=settings.retrieval.min_score,
+        audit=JsonlAuditSink(path=settings.data_dir / "audit" / "answers.jsonl"),
     )
     tokens, directory, dev_idp = build_token_validator(settings)
     return Runtime(

@@ -8,9 +8,11 @@ file and carries on.
 
 Element kinds: `unstructured`'s ``Title`` -> TITLE, ``ListItem`` -> LIST_ITEM,
 ``Table`` -> TABLE, anything else with text -> TEXT. Without a trained spaCy
-model (see :mod:`ingest.offline_nlp`) `unstructured` cannot see verbs, so a
-short sentence may come back as a ``Title``; one that ends like a sentence
-(``.``, ``!``, ``,`` or ``;``) is kept as TEXT instead.
+model (see :mod:`ingest.offline_nlp`) `unstructured` sees only auxiliary verbs,
+so a short sentence may come back as a ``Title``; one that ends like a sentence
+(``.``, ``!``, ``,`` or ``;``) is kept as TEXT instead. Workbooks give one TABLE
+per sheet (page = 1-based sheet index, page_name = sheet name), slides give
+page = slide number, PDFs page = page number.
 
 PDF headings: a text block is a TITLE when it is a single line of at most
 twelve words with at least three letters, does not end like a sentence, and is
@@ -29,6 +31,7 @@ import re
 import warnings
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from statistics import median
 from typing import Any, Final
@@ -48,6 +51,7 @@ _XLSX: Final[dict[str, Any]] = {
     "infer_table_structure": False,
 }
 _PPTX: Final[dict[str, Any]] = {"infer_table_structure": False}
+_DELIMITED: Final[dict[str, Any]] = {"include_header": True, "infer_table_structure": False}
 # Each suffix -> (module, function) of the `unstructured` partitioner, plus keyword
 # arguments. E-mail attachments are separate files in their own right and are not
 # followed; xlsx sheets come back whole, one table per sheet.
@@ -57,6 +61,8 @@ _PARTITIONERS: Final[dict[str, tuple[str, str, dict[str, Any]]]] = {
     ".pptm": ("unstructured.partition.pptx", "partition_pptx", _PPTX),
     ".xlsx": ("unstructured.partition.xlsx", "partition_xlsx", _XLSX),
     ".xlsm": ("unstructured.partition.xlsx", "partition_xlsx", _XLSX),
+    # Legacy binary workbooks: the same partitioner reads them through xlrd.
+    ".xls": ("unstructured.partition.xlsx", "partition_xlsx", _XLSX),
     ".html": ("unstructured.partition.html", "partition_html", {}),
     ".htm": ("unstructured.partition.html", "partition_html", {}),
     ".md": ("unstructured.partition.md", "partition_md", {}),
@@ -64,16 +70,14 @@ _PARTITIONERS: Final[dict[str, tuple[str, str, dict[str, Any]]]] = {
     ".eml": ("unstructured.partition.email", "partition_email", {"process_attachments": False}),
     ".msg": ("unstructured.partition.msg", "partition_msg", {"process_attachments": False}),
     ".txt": ("unstructured.partition.text", "partition_text", {}),
-    ".csv": (
-        "unstructured.partition.csv",
-        "partition_csv",
-        {"include_header": True, "infer_table_structure": False},
-    ),
-    ".tsv": (
-        "unstructured.partition.tsv",
-        "partition_tsv",
-        {"include_header": True, "infer_table_structure": False},
-    ),
+    ".csv": ("unstructured.partition.csv", "partition_csv", _DELIMITED),
+    # Converted to HTML by pandoc (the binary ships in the pypandoc-binary wheel).
+    ".rtf": ("unstructured.partition.rtf", "partition_rtf", {}),
+    ".odt": ("unstructured.partition.odt", "partition_odt", {}),
+    ".epub": ("unstructured.partition.epub", "partition_epub", {}),
+    ".rst": ("unstructured.partition.rst", "partition_rst", {}),
+    ".org": ("unstructured.partition.org", "partition_org", {}),
+    ".tsv": ("unstructured.partition.tsv", "partition_tsv", _DELIMITED),
 }
 
 SUPPORTED_SUFFIXES: Final[frozenset[str]] = frozenset({*_PARTITIONERS, ".pdf"})
@@ -83,6 +87,7 @@ _MAX_REASON: Final = 200
 _SENTENCE_END: Final = (".", "!", ",", ";")
 _TITLE_MAX_WORDS: Final = 12
 _HEADING_SIZE_RATIO: Final = 1.15
+_BOLD_SHARE: Final = 0.8
 _BOLD_FONT = re.compile(r"bold|black|heavy|semibold|demi", re.IGNORECASE)
 _CID = re.compile(r"\(cid:\d+\)")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -170,6 +175,8 @@ def _reason_for(exc: Exception, path: Path) -> str:
         return "corrupt or truncated file: damaged zip archive"
     if isinstance(exc, UnicodeError) or (type(exc).__name__ == "UnprocessableEntityError" and "encoding" in str(exc)):
         return "unknown text encoding"
+    if type(exc).__name__ == "UnprocessableEntityError" and "password" in str(exc).lower():
+        return "encrypted file (password required)"
     if type(exc).__name__ == "PackageNotFoundError":  # python-docx / python-pptx
         return "corrupt or truncated file: not an Office package"
     message = str(exc).replace(str(path), path.name).strip().splitlines()
@@ -264,7 +271,7 @@ def _detect_encoding(path: Path) -> tuple[str, str]:
     from unstructured.file_utils.encoding import detect_file_encoding
 
     with warnings.catch_warnings():
-        # The partitioner reports an ambiguous guess already; once per file is enough.
+        # A guess among similar single-byte encodings is normal here, not worth a warning.
         warnings.simplefilter("ignore")
         encoding, text = detect_file_encoding(filename=str(path))
     return encoding, text
@@ -280,17 +287,15 @@ def _clean(text: str) -> str:
 # -- PDF ------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
 class _Block:
     """One pdfminer text box with what the heading rule needs."""
 
-    __slots__ = ("bold", "lines", "page", "size", "text")
-
-    def __init__(self, page: int, text: str, lines: int, size: float, bold: bool) -> None:
-        self.page = page
-        self.text = text
-        self.lines = lines
-        self.size = size
-        self.bold = bold
+    page: int
+    text: str
+    lines: int
+    size: float  # median character size
+    bold: bool  # at least 80 % of the characters are in a bold font
 
 
 def _parse_pdf(path: Path) -> ParsedDocument:
@@ -348,7 +353,7 @@ def _pdf_block(page: int, box: Any, sizes: list[float]) -> _Block | None:
         return None
     sizes.extend(box_sizes)
     size = median(box_sizes) if box_sizes else 0.0
-    is_bold = bool(box_sizes) and bold >= 0.8 * len(box_sizes)
+    is_bold = bool(box_sizes) and bold >= _BOLD_SHARE * len(box_sizes)
     return _Block(page, _join_lines(lines), len(lines), size, is_bold)
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from acl.principal import Principal
 from clearance.errors import GenerationError
+from retrieval.audit import AnswerAudit, AuditSink, NoAudit
 from retrieval.citations import check_citations
 from retrieval.embedding import Embedder
 from retrieval.generation import ExtractiveGenerator, Generator
@@ -80,6 +81,7 @@ class AnswerService:
         top_k: int = 5,
         min_score: float = 0.25,
         prompt: PromptTemplate = GROUNDED_ANSWER_V1,
+        audit: AuditSink | None = None,
     ) -> None:
         self._index = index
         self._embedder = embedder
@@ -88,6 +90,7 @@ class AnswerService:
         self._top_k = top_k
         self._min_score = min_score
         self._prompt = prompt
+        self._audit: AuditSink = audit or NoAudit()
 
     @property
     def generator_name(self) -> str:
@@ -99,14 +102,19 @@ class AnswerService:
 
     def answer(self, principal: Principal, question: str, *, history: Sequence[tuple[str, str]] = ()) -> AnswerResult:
         result: AnswerResult | None = None
-        for event, payload in self.stream(principal, question, history=history):
+        for event, payload in self.stream(principal, question, history=history, streamed=False):
             if event == "result":
                 result = payload
         assert result is not None  # stream always ends with a result
         return result
 
     def stream(
-        self, principal: Principal, question: str, *, history: Sequence[tuple[str, str]] = ()
+        self,
+        principal: Principal,
+        question: str,
+        *,
+        history: Sequence[tuple[str, str]] = (),
+        streamed: bool = True,
     ) -> Iterator[tuple[str, Any]]:
         """Yields ("token", str)* then ("replace", str)? then ("result", AnswerResult).
 
@@ -119,8 +127,10 @@ class AnswerService:
         timings["retrieve"] = _ms(started)
         retrieved = [p.chunk_id for p in passages]
         if not passages:
+            result = self._result(ABSTAIN_ANSWER, [], AnswerOutcome.ABSTAINED, retrieved, timings)
+            self._record(principal, question, result, streamed)
             yield "token", ABSTAIN_ANSWER
-            yield "result", self._result(ABSTAIN_ANSWER, [], AnswerOutcome.ABSTAINED, retrieved, timings)
+            yield "result", result
             return
         started = time.perf_counter()
         raw: list[str] = []
@@ -136,7 +146,27 @@ class AnswerService:
         if final != text:
             yield "replace", final
         citations = self._citations(final, passages)
-        yield "result", self._result(final, citations, outcome, retrieved, timings)
+        result = self._result(final, citations, outcome, retrieved, timings)
+        self._record(principal, question, result, streamed)
+        yield "result", result
+
+    def _record(self, principal: Principal, question: str, result: AnswerResult, streamed: bool) -> None:
+        self._audit.record(
+            AnswerAudit(
+                tenant_id=principal.tenant_id,
+                object_id=principal.object_id,
+                principals=tuple(sorted(principal.access_keys())),
+                groups_complete=principal.groups_complete,
+                question=question,
+                retrieved=tuple(result.retrieved),
+                cited=tuple(c.chunk_id for c in result.citations),
+                outcome=result.outcome.value,
+                generator=result.generator,
+                prompt=result.prompt,
+                timings_ms=dict(result.timings_ms),
+                streamed=streamed,
+            )
+        )
 
     def _checked(self, question: str, text: str, passages: Sequence[Passage]) -> tuple[str, AnswerOutcome]:
         if text == ABSTAIN_ANSWER:

@@ -228,3 +228,15 @@ def test_openapi_documents_every_route(client: TestClient) -> None:
 def test_web_page_is_served(client: TestClient) -> None:
     response = client.get("/")
     assert response.status_code == 200 and "Clearance" in response.text
+
+
+def test_every_answer_leaves_one_audit_record(client: TestClient, runtime: Runtime, idp: DevIdentityProvider) -> None:
+    client.post("/v1/chat", json={"question": "What was the Q3 revenue?"}, headers=auth(idp, FIN))
+    with client.stream("POST", "/v1/chat", json={"question": "Q3 revenue?", "stream": True}, headers=auth(idp)) as r:
+        r.read()
+    lines = (runtime.settings.data_dir / "audit" / "answers.jsonl").read_text(encoding="utf-8").splitlines()
+    first, second = (json.loads(line) for line in lines)
+    assert first["object_id"] == ALICE and f"group:{TENANT}/{FIN}" in first["principals"]
+    assert first["outcome"] == "grounded" and first["cited"] and set(first["cited"]) <= set(first["retrieved"])
+    assert first["prompt"] == "grounded-answer/v1" and not first["streamed"]
+    assert second["streamed"] and second["outcome"] == "abstained" and second["cited"] == []

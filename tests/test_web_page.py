@@ -58,7 +58,7 @@ def test_page_falls_back_to_a_pasted_token_without_development_routes(runtime: R
         users = prod.get("/dev/users")
         assert users.status_code == 404
         assert users.headers["content-type"].startswith("application/problem+json")
-    assert 'err.status === 404) showTokenForm()' in PAGE.read_text(encoding="utf-8")
+    assert "err.status === 404) showTokenForm()" in PAGE.read_text(encoding="utf-8")
 
 
 def test_development_routes_the_page_reads(client: TestClient) -> None:
@@ -95,7 +95,7 @@ const wire = process.argv[3];
 def test_the_page_parses_server_sent_events_split_anywhere(tmp_path: Path) -> None:
     wire = (
         'event: token\ndata: {"text": "Per diem is "}\n\n'
-        ": a comment\r\nevent: token\r\ndata: {\"text\": \"$78 [1] — ünïcode\"}\r\n\r\n"
+        ': a comment\r\nevent: token\r\ndata: {"text": "$78 [1] — ünïcode"}\r\n\r\n'
         'event: replace\ndata: {"answer": "Per diem is $78 [1]."}\n\n'
         'event: citations\ndata: {"citations": [{"id": 1}]}\n\n'
         'event: done\ndata: {"outcome": "grounded"}'  # no trailing blank line: flushed at the end
