@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -17,6 +18,7 @@ from clearance.runtime import Runtime, build_runtime
 from clearance.settings import Mode, Settings
 
 STATIC = Path(__file__).parent / "static"
+log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI:
@@ -42,6 +44,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     app.include_router(routes_answers.router)
     app.include_router(routes_admin.router)
     if settings.mode is Mode.DEVELOPMENT:
+        log.warning("development mode: the bundled identity provider is trusted and /dev/token mints tokens")
         app.include_router(routes_dev.router)
 
     @app.get("/healthz", tags=["health"], summary="The process is up")

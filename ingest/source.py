@@ -75,6 +75,9 @@ class FilesystemSource:
                 path = Path(dirpath) / name
                 if name.startswith(".") or is_manifest(path) or not path.is_file():
                     continue
+                if path.is_symlink() and not path.resolve().is_relative_to(self._root):
+                    # A link out of the tree would publish a file under an ACL that was never set for it.
+                    continue
                 yield self._item(path)
 
     def _item(self, path: Path) -> SourceItem:

@@ -192,3 +192,12 @@ def test_cli_dev_token_is_accepted_by_the_validator(cli_env: Path, runtime: Runt
     validator, _, _ = build_token_validator(Settings())
     principal = validator.authenticate(result.output.strip())
     assert principal.groups == {"g1"} and principal.has_role("Clearance.Admin")
+
+
+def test_symlink_out_of_the_source_tree_is_not_ingested(runtime: Runtime, docs: Path, tmp_path: Path) -> None:
+    outside = write_doc(tmp_path / "elsewhere", "secret.md", "# Secret\n\nThe vault code is 4711.")
+    write_doc(docs, "a.md", "# A\n\nAlpha text.")
+    (docs / "linked.md").symlink_to(outside)
+    write_acl(docs, allow=["tenant"])
+    job = runtime.pipeline.run(_source(docs))
+    assert job.files_total == 1 and job.counts[FileOutcome.ADDED.value] == 1
