@@ -14,10 +14,8 @@ so a short sentence may come back as a ``Title``; one that ends like a sentence
 per sheet (page = 1-based sheet index, page_name = sheet name), slides give
 page = slide number, PDFs page = page number.
 
-PDF headings: a text block is a TITLE when it is a single line of at most
-twelve words with at least three letters, does not end like a sentence, and is
-set either in a font at least 15 % larger than the document's body text (the
-median character size) or in a bold font. Everything else is TEXT.
+PDFs: headings, text blocks and tables as :mod:`ingest.pdf_layout` finds them
+(one TABLE per table, a row a line, cells joined by " | ").
 
 Document title: the Office core property ``dc:title`` (unless it is an
 application default such as "PowerPoint Presentation"), the HTML ``<title>``,
@@ -31,15 +29,15 @@ import re
 import warnings
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from statistics import median
 from typing import Any, Final
 from xml.etree import ElementTree
 
 from clearance.errors import DocumentParseError
 from ingest.elements import ElementKind, ParsedDocument, ParsedElement
 from ingest.offline_nlp import ensure_offline
+from ingest.pdf_layout import clean_text as _clean
+from ingest.pdf_layout import parse_pdf
 
 ensure_offline()
 
@@ -85,18 +83,10 @@ SUPPORTED_SUFFIXES: Final[frozenset[str]] = frozenset({*_PARTITIONERS, ".pdf"})
 _OLE_MAGIC: Final = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _MAX_REASON: Final = 200
 _SENTENCE_END: Final = (".", "!", ",", ";")
-_TITLE_MAX_WORDS: Final = 12
-_HEADING_SIZE_RATIO: Final = 1.15
-_BOLD_SHARE: Final = 0.8
-_BOLD_FONT = re.compile(r"bold|black|heavy|semibold|demi", re.IGNORECASE)
-_CID = re.compile(r"\(cid:\d+\)")
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_SPACES = re.compile(r"[ \t\u00a0]+")
 _HTML_TITLE = re.compile(r"<title[^>]*>(.*?)</title\s*>", re.IGNORECASE | re.DOTALL)
 _CORE_TITLE = "{http://purl.org/dc/elements/1.1/}title"
 # Titles an Office application fills in by itself; they say nothing about the document.
 _APP_DEFAULT_TITLE = re.compile(r"PowerPoint Presentation|Slide \d+", re.IGNORECASE)
-_MIN_HEADING_LETTERS: Final = 3
 
 
 def parse_document(path: Path) -> ParsedDocument:
@@ -110,7 +100,7 @@ def parse_document(path: Path) -> ParsedDocument:
         if not head:
             raise DocumentParseError("no text found")
         if suffix == ".pdf":
-            document = _parse_pdf(path)
+            document = parse_pdf(path)
         else:
             if suffix in _OOXML_SUFFIXES:
                 _check_ooxml(path, head)
@@ -275,106 +265,3 @@ def _detect_encoding(path: Path) -> tuple[str, str]:
         warnings.simplefilter("ignore")
         encoding, text = detect_file_encoding(filename=str(path))
     return encoding, text
-
-
-def _clean(text: str) -> str:
-    """Drop control characters, collapse runs of spaces, trim each line and the whole."""
-    text = _CONTROL.sub(" ", text)
-    lines = (_SPACES.sub(" ", line).strip() for line in text.splitlines())
-    return "\n".join(line for line in lines if line)
-
-
-# -- PDF ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Block:
-    """One pdfminer text box with what the heading rule needs."""
-
-    page: int
-    text: str
-    lines: int
-    size: float  # median character size
-    bold: bool  # at least 80 % of the characters are in a bold font
-
-
-def _parse_pdf(path: Path) -> ParsedDocument:
-    from pdfminer.high_level import extract_pages
-    from pdfminer.layout import LAParams
-
-    blocks: list[_Block] = []
-    sizes: list[float] = []
-    for number, page in enumerate(extract_pages(path, laparams=LAParams(all_texts=True)), 1):
-        for box in _text_boxes(page):
-            block = _pdf_block(number, box, sizes)
-            if block is not None:
-                blocks.append(block)
-    body_size = median(sizes) if sizes else 0.0
-    elements = tuple(
-        ParsedElement(
-            kind=ElementKind.TITLE if _looks_like_heading(b, body_size) else ElementKind.TEXT,
-            text=b.text,
-            page=b.page,
-        )
-        for b in blocks
-    )
-    title = next((e.text for e in elements if e.kind is ElementKind.TITLE), None)
-    return ParsedDocument(title=title, elements=elements)
-
-
-def _text_boxes(container: Iterable[Any]) -> Iterator[Any]:
-    """Text boxes in layout order, including those inside figures."""
-    from pdfminer.layout import LTFigure, LTTextBox
-
-    for item in container:
-        if isinstance(item, LTTextBox):
-            yield item
-        elif isinstance(item, LTFigure):
-            yield from _text_boxes(item)
-
-
-def _pdf_block(page: int, box: Any, sizes: list[float]) -> _Block | None:
-    from pdfminer.layout import LTChar, LTTextLine
-
-    lines: list[str] = []
-    box_sizes: list[float] = []
-    bold = 0
-    for line in box:
-        if not isinstance(line, LTTextLine):
-            continue
-        text = _clean(_CID.sub("", line.get_text()))
-        if text:
-            lines.append(text)
-        for char in line:
-            if isinstance(char, LTChar) and not char.get_text().isspace():
-                box_sizes.append(char.size)
-                bold += bool(_BOLD_FONT.search(char.fontname or ""))
-    if not lines:
-        return None
-    sizes.extend(box_sizes)
-    size = median(box_sizes) if box_sizes else 0.0
-    is_bold = bool(box_sizes) and bold >= _BOLD_SHARE * len(box_sizes)
-    return _Block(page, _join_lines(lines), len(lines), size, is_bold)
-
-
-def _join_lines(lines: list[str]) -> str:
-    """Join a block's lines into one paragraph, mending words hyphenated at a line end."""
-    text = lines[0]
-    for line in lines[1:]:
-        if text.endswith("-") and text[-2:-1].isalpha() and line[:1].islower():
-            text = text[:-1] + line
-        else:
-            text = f"{text} {line}"
-    return text
-
-
-def _looks_like_heading(block: _Block, body_size: float) -> bool:
-    text = block.text
-    if block.lines != 1 or text.endswith(_SENTENCE_END):
-        return False
-    if len(text.split()) > _TITLE_MAX_WORDS:
-        return False
-    if sum(c.isalpha() for c in text) < _MIN_HEADING_LETTERS:
-        return False
-    larger = body_size > 0 and block.size >= _HEADING_SIZE_RATIO * body_size
-    return larger or block.bold

@@ -276,6 +276,145 @@ def test_pdf_blocks_pages_and_headings(tmp_path: Path) -> None:
     assert document.elements[1].text.startswith("Revenue grew in every region")
 
 
+MEAL_RATES = [
+    ("Region", "Daily rate", "Hotel cap"),
+    ("United States, standard cities", "$78", "$260"),
+    ("Canada", "$70", "CAD 250"),
+    ("Euro area", "EUR 71", "EUR 240"),
+]
+
+
+def make_table_pdf(path: Path, rows: list[tuple[str, str, str]], *, borders: str, v_align: str = "MIDDLE") -> Path:
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.add_page()
+    pdf.set_font("helvetica", style="B", size=16)
+    pdf.cell(text="Meal allowances", new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(6)
+    pdf.set_font("helvetica", size=11)
+    pdf.multi_cell(w=0, text="Employees receive a daily allowance for meals while travelling on company business.")
+    pdf.ln(4)
+    with pdf.table(borders_layout=borders, v_align=v_align, col_widths=(50, 25, 25)) as table:
+        for cells in rows:
+            row = table.row()
+            for text in cells:
+                row.cell(text)
+    pdf.ln(4)
+    pdf.multi_cell(w=0, text="Receipts are kept for seven years.")
+    pdf.output(str(path))
+    return path
+
+
+@pytest.mark.parametrize("borders", ["ALL", "NONE", "HORIZONTAL_LINES"])
+def test_pdf_table_is_one_element_row_by_row(tmp_path: Path, borders: str) -> None:
+    pytest.importorskip("fpdf", reason="fpdf2 is needed to write a test PDF")
+    document = parse_document(make_table_pdf(tmp_path / "meals.pdf", MEAL_RATES, borders=borders))
+    assert [e.kind for e in document.elements] == [
+        ElementKind.TITLE,
+        ElementKind.TEXT,
+        ElementKind.TABLE,
+        ElementKind.TEXT,
+    ]
+    heading, paragraph, table, after = document.elements
+    assert heading.text == "Meal allowances" and document.title == "Meal allowances"
+    assert paragraph.text.startswith("Employees receive a daily allowance")
+    assert table.text.splitlines() == [
+        "Region | Daily rate | Hotel cap",
+        "United States, standard cities | $78 | $260",
+        "Canada | $70 | CAD 250",
+        "Euro area | EUR 71 | EUR 240",
+    ]
+    assert table.page == 1
+    assert after.text == "Receipts are kept for seven years."
+
+
+@pytest.mark.parametrize(("borders", "v_align"), [("ALL", "MIDDLE"), ("NONE", "TOP")])
+def test_pdf_table_cell_wrapping_onto_two_lines_stays_in_the_table(tmp_path: Path, borders: str, v_align: str) -> None:
+    pytest.importorskip("fpdf", reason="fpdf2 is needed to write a test PDF")
+    rows = [*MEAL_RATES[:1], ("United States, standard cities, including every state capital", "$78", "$260")]
+    rows += MEAL_RATES[2:]
+    document = parse_document(make_table_pdf(tmp_path / "meals.pdf", rows, borders=borders, v_align=v_align))
+    tables = [e for e in document.elements if e.kind is ElementKind.TABLE]
+    assert len(tables) == 1
+    lines = tables[0].text.splitlines()
+    assert lines[0] == "Region | Daily rate | Hotel cap"
+    assert lines[1].startswith("United States, standard cities, including every state")
+    assert lines[1].endswith("| $78 | $260")
+    assert "capital" in tables[0].text
+    assert lines[-1] == "Euro area | EUR 71 | EUR 240"
+    assert not any(e.kind is ElementKind.TITLE and e.text == "Region" for e in document.elements)
+
+
+def test_two_column_prose_is_not_a_table(tmp_path: Path) -> None:
+    fpdf = pytest.importorskip("fpdf", reason="fpdf2 is needed to write a test PDF")
+    left = (
+        "The warehouse in Reno ships robots to customer sites across North America. Most orders leave "
+        "within two days, and the dock team checks every crate against the packing list before it goes."
+    )
+    right = (
+        "Returns come back through the same dock. Each returned unit is inspected, cleaned and logged "
+        "before it is put back into stock or sent to the repair shop for a full service."
+    )
+    pdf = fpdf.FPDF()
+    pdf.add_page()
+    pdf.set_font("helvetica", size=11)
+    top = pdf.get_y()
+    pdf.multi_cell(w=85, text=left, align="L")
+    pdf.set_xy(115, top)
+    pdf.multi_cell(w=85, text=right, align="L")
+    path = tmp_path / "columns.pdf"
+    pdf.output(str(path))
+    document = parse_document(path)
+    assert [e.kind for e in document.elements] == [ElementKind.TEXT, ElementKind.TEXT]
+    assert document.elements[0].text == left
+    assert document.elements[1].text == right
+
+
+SAMPLE_CORPUS = REPO_ROOT / "samples" / "corpus"
+
+
+@pytest.mark.parametrize(
+    ("name", "rows"),
+    [
+        (
+            "brightwater/company/travel-expense-policy.pdf",
+            [
+                "Region | Breakfast | Lunch | Dinner | Daily total",
+                "United States, standard cities | $16 | $22 | $40 | $78",
+                "United Kingdom | GBP 13 | GBP 18 | GBP 32 | GBP 63",
+                "Expense | Approver",
+                "Business class flight | Chief Financial Officer",
+            ],
+        ),
+        (
+            "brightwater/finance/fy2026-budget.pdf",
+            [
+                "Item | FY2025 forecast | FY2026 budget",
+                "Operating income | $2,045,000 | $14,810,000",
+                "Sales and marketing | $19,800,000 | +18 percent",
+            ],
+        ),
+        (
+            "northwind/partner-rate-card-2026.pdf",
+            [
+                "Warehousing, Reno | per pallet per month | $24.00/pallet",
+                "LTL rate, West region | $2.95/kg | $2.64/kg",
+            ],
+        ),
+    ],
+)
+def test_sample_pdf_tables_keep_each_row_together(name: str, rows: list[str]) -> None:
+    path = SAMPLE_CORPUS / name
+    if not path.is_file():
+        pytest.skip(f"sample document not found: {path}")
+    document = parse_document(path)
+    tables = [e.text.splitlines() for e in document.elements if e.kind is ElementKind.TABLE]
+    assert set(rows) <= {line for lines in tables for line in lines}
+    header_cells = {cell for lines in tables for cell in lines[0].split(" | ")}
+    assert not any(e.kind is ElementKind.TITLE and e.text in header_cells for e in document.elements)
+
+
 # -- failures --------------------------------------------------------------------------
 
 
