@@ -171,7 +171,9 @@ class AnswerService:
     def _checked(self, question: str, text: str, passages: Sequence[Passage]) -> tuple[str, AnswerOutcome]:
         if text == ABSTAIN_ANSWER:
             return ABSTAIN_ANSWER, AnswerOutcome.ABSTAINED
-        check = check_citations(text, passage_count=len(passages))
+        check = check_citations(
+            text, passage_count=len(passages), passage_texts=[_support_text(p) for p in passages], question=question
+        )
         if check.grounded:
             return check.text, AnswerOutcome.GROUNDED
         fallback = self._fallback.answer(question=question, passages=passages)
@@ -214,6 +216,11 @@ class AnswerService:
             retrieved=retrieved,
             timings_ms=timings,
         )
+
+
+def _support_text(passage: Passage) -> str:
+    """What a citation of this passage can vouch for: its text and where it sits."""
+    return " ".join(part for part in (passage.title, passage.section, passage.page_name, passage.text) if part)
 
 
 def _snippet(text: str) -> str:

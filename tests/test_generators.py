@@ -129,6 +129,16 @@ def test_citation_to_a_passage_not_given_is_replaced_by_the_extractive_answer(
     assert "55.50" in result.answer and ("replace", result.answer) in events
 
 
+def test_figure_the_cited_passage_does_not_hold_is_not_passed_off_as_grounded(
+    policy_runtime: Runtime, chat_stub: tuple[str, Any]
+) -> None:
+    url, stub = chat_stub
+    stub.reply = "The meal per diem in Berlin is 90 EUR per day [1]."  # a valid number, a made-up figure
+    result = service(policy_runtime, _openai(url)).answer(READER, "What is the meal per diem in Berlin?")
+    assert result.outcome is AnswerOutcome.EXTRACTIVE_FALLBACK and "90 EUR" not in result.answer
+    assert "55.50" in result.answer
+
+
 def test_uncited_model_answer_is_replaced(policy_runtime: Runtime, chat_stub: tuple[str, Any]) -> None:
     url, stub = chat_stub
     stub.reply = "Probably around 50 euros, as is common in Germany."
@@ -199,3 +209,18 @@ def test_local_llama_cpp_model_answers_through_the_service(policy_runtime: Runti
         p.chunk_id for p in policy_runtime.index.search(READER, policy_runtime.embedder.embed_query("x"), top_k=50)
     }
     assert all(c.chunk_id in permitted for c in result.citations)
+
+
+def test_support_check_accepts_figures_from_the_source_or_the_question() -> None:
+    texts = ["Q3 2025 revenue was $38,420,000, up 31 percent; a one-time $650 stipend."]
+    ok = check_citations(
+        "Revenue in Q3 2025 was $38420000 and the stipend $650.00 [1].",
+        passage_count=1,
+        passage_texts=texts,
+        question="What happened in Q3 2025?",
+    )
+    assert ok.grounded and ok.unsupported_sentences == 0
+    made_up = check_citations(
+        "Revenue was $41 million [1]. It rose 31 percent [1].", passage_count=1, passage_texts=texts
+    )
+    assert made_up.unsupported_sentences == 1 and made_up.text == "It rose 31 percent [1]."
