@@ -12,7 +12,7 @@ from fastapi.responses import StreamingResponse
 from api.auth import CurrentPrincipal, RuntimeDep
 from api.schemas import ChatRequest, ChatResponse, CitationOut, MeResponse, SearchHit, SearchRequest, SearchResponse
 from clearance.errors import ClearanceError
-from retrieval.answer import SNIPPET_CHARS, AnswerResult
+from retrieval.answer import AnswerResult, snippet
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["answers"])
@@ -42,7 +42,7 @@ def search(body: SearchRequest, principal: CurrentPrincipal, runtime: RuntimeDep
                 title=p.title,
                 section=p.section,
                 page=p.page,
-                snippet=p.text[:SNIPPET_CHARS],
+                snippet=snippet(p.text),
                 score=round(p.score, 4),
             )
             for p in passages

@@ -194,7 +194,7 @@ class AnswerService:
                 title=passages[number - 1].title,
                 section=passages[number - 1].section,
                 page=passages[number - 1].page,
-                snippet=_snippet(passages[number - 1].text),
+                snippet=snippet(passages[number - 1].text),
             )
             for number in check.cited
         ]
@@ -223,7 +223,7 @@ def _support_text(passage: Passage) -> str:
     return " ".join(part for part in (passage.title, passage.section, passage.page_name, passage.text) if part)
 
 
-def _snippet(text: str) -> str:
+def snippet(text: str) -> str:
     return text if len(text) <= SNIPPET_CHARS else text[: SNIPPET_CHARS - 1].rstrip() + "…"
 
 
