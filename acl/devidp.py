@@ -7,6 +7,8 @@ Entra tokens; only the issuer template and the JWKS location differ.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 import time
@@ -119,9 +121,6 @@ def _load_or_create_key(key_dir: Path) -> rsa.RSAPrivateKey:
 
 def _thumbprint(jwk: dict[str, Any]) -> str:
     """RFC 7638 thumbprint of an RSA public JWK, used as the key id."""
-    import base64
-    import hashlib
-
     canonical = json.dumps({"e": jwk["e"], "kty": "RSA", "n": jwk["n"]}, separators=(",", ":"), sort_keys=True)
     return base64.urlsafe_b64encode(hashlib.sha256(canonical.encode()).digest()).rstrip(b"=").decode()
 

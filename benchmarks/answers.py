@@ -22,8 +22,8 @@ from typing import Any
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from clearance.runtime import build_runtime
+from clearance.samples import sample_sources
 from clearance.settings import REPO_ROOT, GeneratorKind, IndexSettings, Settings
-from ingest.source import FilesystemSource
 from retrieval.prompts import ABSTAIN_ANSWER
 
 
@@ -41,9 +41,8 @@ def main() -> None:
             settings.generator.kind = GeneratorKind(args.generator)
         runtime = build_runtime(settings)
         assert runtime.directory is not None and runtime.dev_idp is not None
-        for tenant_id, domain in runtime.directory.tenant_domains.items():
-            folder = REPO_ROOT / "samples" / "corpus" / domain.split(".")[0]
-            runtime.pipeline.run(FilesystemSource(root=folder, tenant_id=tenant_id))
+        for source in sample_sources(runtime.directory).values():
+            runtime.pipeline.run(source)
         rows = []
         for question in questions:
             path = question["document"].split("/", 1)[1]

@@ -34,7 +34,8 @@ from acl.access import AccessList
 from acl.principal import group_key
 from api.app import create_app
 from clearance.runtime import Runtime, build_runtime
-from clearance.settings import REPO_ROOT, IndexSettings, Settings
+from clearance.samples import sample_sources
+from clearance.settings import IndexSettings, Settings
 from ingest.chunk import chunk_document, embedding_text
 from ingest.parse import parse_document
 from ingest.source import FilesystemSource
@@ -176,9 +177,8 @@ def main() -> None:
         assert runtime.directory is not None
         report: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}, "index": args.index}
         samples: dict[str, Any] = {}
-        for tenant_id, domain in runtime.directory.tenant_domains.items():
-            folder = REPO_ROOT / "samples" / "corpus" / domain.split(".")[0]
-            samples[domain] = measure_ingestion(runtime, FilesystemSource(root=folder, tenant_id=tenant_id))
+        for tenant_id, source in sample_sources(runtime.directory).items():
+            samples[runtime.directory.tenant_domains[tenant_id]] = measure_ingestion(runtime, source)
         report["ingest_sample_corpus"] = samples
         tenant_id = next(iter(runtime.directory.tenant_domains))
         groups = [f"bench-{n:03d}" for n in range(50)]

@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from clearance.errors import ClearanceError
-from clearance.settings import REPO_ROOT, Mode, Settings
+from clearance.settings import Mode, Settings
 from ingest.jobs import JobRecord, JobStatus
 from ingest.source import DocumentSource
 
@@ -25,7 +25,6 @@ dev_app = typer.Typer(help="The development identity provider (development mode 
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(dev_app, name="dev")
 console = Console(soft_wrap=True)
-SAMPLE_CORPUS = REPO_ROOT / "samples" / "corpus"
 
 
 def _settings() -> Settings:
@@ -175,7 +174,7 @@ def demo(
     """Ingest the bundled sample corpus (one folder per sample tenant), then serve."""
     from acl.directory import Directory
     from clearance.runtime import build_runtime
-    from ingest.source import FilesystemSource
+    from clearance.samples import sample_sources
 
     settings = _settings()
     if settings.mode is not Mode.DEVELOPMENT:
@@ -183,12 +182,9 @@ def demo(
     directory = Directory.load(settings.users_file)
     runtime = build_runtime(settings)
     try:
-        for tenant_id, tenant_name in directory.tenant_names.items():
-            # A sample tenant's documents live in the folder named after its domain's first label.
-            folder = SAMPLE_CORPUS / directory.tenant_domains.get(tenant_id, tenant_id).split(".")[0]
-            if folder.is_dir():
-                console.print(f"[bold]{tenant_name}[/bold] ({tenant_id}) from {folder}")
-                _print_job(_run_with_progress(runtime.pipeline.run, FilesystemSource(root=folder, tenant_id=tenant_id)))
+        for tenant_id, source in sample_sources(directory).items():
+            console.print(f"[bold]{directory.tenant_names[tenant_id]}[/bold] ({tenant_id}) from {source.root}")
+            _print_job(_run_with_progress(runtime.pipeline.run, source))
     finally:
         runtime.close()
     bind_host, bind_port = host or settings.server.host, port or settings.server.port

@@ -13,8 +13,8 @@ from acl.groups import UnavailableGroupResolver
 from acl.tokens import TokenValidator
 from api.app import create_app
 from clearance.runtime import Runtime, build_runtime
+from clearance.samples import sample_sources
 from clearance.settings import IndexSettings, Settings
-from ingest.source import FilesystemSource
 from retrieval.embedding import SentenceTransformerEmbedder
 from retrieval.prompts import ABSTAIN_ANSWER
 from tests.conftest import REPO_ROOT
@@ -30,10 +30,10 @@ def sample_runtime(
     settings = Settings(data_dir=tmp_path_factory.mktemp("samples"), index=IndexSettings(location=":memory:"))
     runtime = build_runtime(settings, embedder=embedder)
     assert runtime.directory is not None
-    for tenant_id, domain in runtime.directory.tenant_domains.items():
-        job = runtime.pipeline.run(
-            FilesystemSource(root=SAMPLES / "corpus" / domain.split(".")[0], tenant_id=tenant_id)
-        )
+    sources = sample_sources(runtime.directory)
+    assert len(sources) == len(runtime.directory.tenant_names)
+    for source in sources.values():
+        job = runtime.pipeline.run(source)
         assert not job.errors, job.errors
     yield runtime
     runtime.close()
