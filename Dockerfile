@@ -4,7 +4,9 @@ RUN apt-get update && apt-get install -y --no-install-recommends build-essential
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY pyproject.toml README.md ./
+COPY core core
 COPY acl acl
+COPY index index
 COPY api api
 COPY clearance clearance
 COPY ingest ingest

@@ -31,7 +31,8 @@ demo-extractive: setup
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy acl api clearance ingest retrieval tests benchmarks
+	$(BIN)/mypy acl api clearance core index ingest retrieval tests benchmarks
+	$(BIN)/lint-imports
 
 test: setup lint
 	$(PY) -m pytest -q

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from clearance.errors import GroupResolutionError
+from core.errors import GroupResolutionError
 
 
 class GroupResolver(Protocol):

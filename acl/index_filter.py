@@ -10,7 +10,7 @@ from __future__ import annotations
 from qdrant_client import models
 
 from acl.principal import Principal
-from clearance.errors import AccessDeniedError
+from core.errors import AccessDeniedError
 
 ALLOW_FIELD = "acl_allow"
 DENY_FIELD = "acl_deny"

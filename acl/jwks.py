@@ -18,7 +18,7 @@ from urllib.parse import unquote, urlparse
 import httpx
 import jwt
 
-from clearance.errors import AuthenticationError
+from core.errors import AuthenticationError
 
 
 class JwksKeys:

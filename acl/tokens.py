@@ -23,7 +23,7 @@ import jwt
 from acl.groups import GroupResolver
 from acl.jwks import JwksKeys
 from acl.principal import Principal, is_valid_id
-from clearance.errors import AuthenticationError, GroupResolutionError
+from core.errors import AuthenticationError, GroupResolutionError
 
 log = logging.getLogger(__name__)
 

@@ -1,51 +1,52 @@
-"""The FastAPI app factory."""
+"""The FastAPI app factory: components in, an app with routes and problem+json errors out."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from importlib.metadata import version
 from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.responses import FileResponse, JSONResponse
 
-from api import routes_admin, routes_answers, routes_dev
+from api.deps import ApiComponents
 from api.problems import install_problem_handlers, problem
-from clearance import __version__
-from clearance.errors import ClearanceError
-from clearance.runtime import Runtime, build_runtime
-from clearance.settings import Mode, Settings
+from api.routes import admin, answers, dev
+from core.errors import ClearanceError
 
 STATIC = Path(__file__).parent / "static"
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI:
-    """Build the app; pass ``runtime`` to share already-loaded components (tests, benchmarks)."""
-    owned = runtime is None
-    runtime = runtime or build_runtime(settings)
+def create_app(components: ApiComponents, *, on_shutdown: Callable[[], None] | None = None) -> FastAPI:
+    """Build the app over ``components``; ``on_shutdown`` releases what the caller built for it.
+
+    The development routes exist only when ``components.dev`` is set, which the
+    composition root does in development mode alone.
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
-        if owned:
-            runtime.close()
+        if on_shutdown is not None:
+            on_shutdown()
 
     app = FastAPI(
         title="Clearance",
-        version=__version__,
+        version=version("clearance"),
         description="Permission-aware answers over enterprise documents. Every route but health needs "
         "`Authorization: Bearer <Entra ID access token>`.",
         lifespan=lifespan,
     )
-    app.state.runtime = runtime
+    app.state.components = components
     install_problem_handlers(app)
-    app.include_router(routes_answers.router)
-    app.include_router(routes_admin.router)
-    if settings.mode is Mode.DEVELOPMENT:
+    app.include_router(answers.router)
+    app.include_router(admin.router)
+    if components.dev is not None:
         log.warning("development mode: the bundled identity provider is trusted and /dev/token mints tokens")
-        app.include_router(routes_dev.router)
+        app.include_router(dev.router)
 
     @app.get("/healthz", tags=["health"], summary="The process is up")
     def healthz() -> dict[str, str]:
@@ -54,7 +55,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     @app.get("/readyz", tags=["health"], summary="The index answers", response_model=None)
     def readyz() -> JSONResponse | dict[str, str]:
         try:
-            runtime.index.ping()
+            components.readiness()
         except ClearanceError:
             return problem(503, "Index Unavailable")
         return {"status": "ready"}

@@ -14,7 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from clearance.errors import (
+from core.errors import (
     AccessDeniedError,
     AuthenticationError,
     AuthorizationError,

@@ -1,10 +1,20 @@
-"""Request and response bodies. Requests forbid unknown fields: nothing can widen access."""
+"""Request and response bodies. Requests forbid unknown fields: nothing can widen access.
+
+Response models are built from the domain records (``from_attributes``), so a
+field has one shape from the service to the client.
+"""
 
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from core.records import Passage
+from ingest.jobs import JobRecord
+from retrieval.citations import snippet
+from retrieval.records import AnswerResult
 
 
 class Strict(BaseModel):
@@ -24,6 +34,18 @@ class SearchHit(BaseModel):
     page: int | None
     snippet: str
     score: float
+
+    @classmethod
+    def of(cls, passage: Passage) -> Self:
+        return cls(
+            chunk_id=passage.chunk_id,
+            source=passage.source,
+            title=passage.title,
+            section=passage.section,
+            page=passage.page,
+            snippet=snippet(passage.text),
+            score=round(passage.score, 4),
+        )
 
 
 class SearchResponse(BaseModel):
@@ -47,6 +69,8 @@ class ChatRequest(Strict):
 
 
 class CitationOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: int
     chunk_id: str
     source: str
@@ -57,6 +81,8 @@ class CitationOut(BaseModel):
 
 
 class ChatResponse(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     answer: str
     citations: list[CitationOut]
     outcome: str = Field(description="grounded, extractive_fallback or abstained")
@@ -64,9 +90,51 @@ class ChatResponse(BaseModel):
     prompt: str
     timings_ms: dict[str, float]
 
+    @classmethod
+    def of(cls, result: AnswerResult) -> Self:
+        return cls.model_validate(result)
+
 
 class IngestJobRequest(Strict):
     path: str = Field(min_length=1, max_length=4096, description="a folder on the server, under an allowed root")
+
+
+class FileIssueOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    path: str
+    reason: str
+
+
+class JobOut(BaseModel):
+    """An ingestion job record: status, counts, per-file errors and warnings, stage timings."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    source: str
+    tenant_id: str
+    status: str
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    duration_s: float | None
+    files_total: int
+    files_done: int
+    counts: dict[str, int]
+    chunks_written: int
+    errors: list[FileIssueOut]
+    warnings: list[FileIssueOut]
+    timings: dict[str, float]
+    failure: str | None
+
+    @classmethod
+    def of(cls, job: JobRecord) -> Self:
+        return cls.model_validate(job)
+
+
+class JobList(BaseModel):
+    jobs: list[JobOut]
 
 
 class MeResponse(BaseModel):

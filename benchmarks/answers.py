@@ -21,7 +21,7 @@ from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from clearance.runtime import build_runtime
+from clearance.compose import build_runtime
 from clearance.samples import sample_sources
 from clearance.settings import REPO_ROOT, GeneratorKind, IndexSettings, Settings
 from retrieval.prompts import ABSTAIN_ANSWER
@@ -40,8 +40,8 @@ def main() -> None:
         if args.generator:
             settings.generator.kind = GeneratorKind(args.generator)
         runtime = build_runtime(settings)
-        assert runtime.directory is not None and runtime.dev_idp is not None
-        for source in sample_sources(runtime.directory).values():
+        assert runtime.dev is not None
+        for source in sample_sources(runtime.dev.directory).values():
             runtime.pipeline.run(source)
         rows = []
         for question in questions:
@@ -49,7 +49,7 @@ def main() -> None:
             for user, allowed in ((question["visible_to"][:1], True), (question["hidden_from"][:1], False)):
                 if not user:
                     continue
-                principal = runtime.tokens.authenticate(runtime.dev_idp.mint_for(runtime.directory.user(user[0])))
+                principal = runtime.tokens.authenticate(runtime.dev.idp.mint_for(runtime.dev.directory.user(user[0])))
                 started = time.perf_counter()
                 result = runtime.answers.answer(principal, question["question"])
                 elapsed = time.perf_counter() - started

@@ -28,14 +28,14 @@ from typing import Any
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from fastapi.testclient import TestClient
-from qdrant_client import models
 
 from acl.access import AccessList
 from acl.principal import group_key
-from api.app import create_app
-from clearance.runtime import Runtime, build_runtime
+from clearance.compose import Runtime, build_api, build_runtime
 from clearance.samples import sample_sources
 from clearance.settings import IndexSettings, Settings
+from core.records import ChunkDraft, DocumentMeta
+from index.ports import IndexedDocument
 from ingest.chunk import chunk_document, embedding_text
 from ingest.parse import parse_document
 from ingest.source import FilesystemSource
@@ -97,46 +97,42 @@ def write_synthetic(root: Path, count: int, groups: list[str], rng: random.Rando
 
 
 def fill_index(runtime: Runtime, *, tenant_id: str, size: int, groups: list[str], rng: random.Random) -> None:
-    """Adds ``size`` filler chunks, each readable by one of ``groups`` (uniformly)."""
+    """Adds ``size`` filler chunks in documents of 10, each document readable by one of ``groups`` (uniformly).
+
+    Written through the index port like any document, so the payload schema is the product's own.
+    """
     dimension = runtime.embedder.dimension
-    batch: list[models.PointStruct] = []
-    client, collection = runtime.index._client, runtime.settings.index.collection
-    for number in range(size):
-        vector = [rng.gauss(0, 1) for _ in range(dimension)]
-        norm = sum(x * x for x in vector) ** 0.5
-        acl = AccessList(allow=frozenset({group_key(tenant_id, groups[number % len(groups)])}))
-        batch.append(
-            models.PointStruct(
-                id=str(uuid.uuid4()),
-                vector={"dense": [x / norm for x in vector]},
-                payload={
-                    "tenant_id": tenant_id,
-                    "doc_id": f"filler-{number // 10}",
-                    "source_id": "bench",
-                    "path": f"filler/{number // 10}.md",
-                    "uri": f"filler/{number // 10}.md",
-                    "title": "filler",
-                    "text": "filler",
-                    "chunk_index": number % 10,
-                    "acl_allow": sorted(acl.allow),
-                    "acl_deny": [],
-                    "state": "live",
-                    "version": "v",
-                    "content_hash": "x",
-                    "acl_hash": acl.fingerprint(),
-                },
+    for doc_number in range((size + 9) // 10):
+        chunk_count = min(10, size - doc_number * 10)
+        vectors = []
+        for _ in range(chunk_count):
+            vector = [rng.gauss(0, 1) for _ in range(dimension)]
+            norm = sum(x * x for x in vector) ** 0.5
+            vectors.append(tuple(x / norm for x in vector))
+        path = f"filler/{doc_number}.md"
+        runtime.index.replace_document(
+            IndexedDocument(
+                meta=DocumentMeta(
+                    doc_id=f"filler-{doc_number}",
+                    tenant_id=tenant_id,
+                    source_id="bench",
+                    path=path,
+                    uri=path,
+                    title="filler",
+                    format="md",
+                    content_hash="x" * 64,
+                    modified_at=0.0,
+                ),
+                acl=AccessList(allow=frozenset({group_key(tenant_id, groups[doc_number % len(groups)])})),
+                chunks=tuple(ChunkDraft(text="filler", section=None, page=None, page_name=None) for _ in vectors),
+                vectors=tuple(vectors),
             )
         )
-        if len(batch) == 1000:
-            client.upsert(collection, points=batch, wait=True)
-            batch = []
-    if batch:
-        client.upsert(collection, points=batch, wait=True)
 
 
 def measure_search(runtime: Runtime, *, tenant_id: str, groups: list[str], queries: int) -> dict[str, Any]:
-    assert runtime.dev_idp is not None
-    client = TestClient(create_app(runtime.settings, runtime=runtime))
+    assert runtime.dev is not None
+    client = TestClient(build_api(runtime.settings, runtime=runtime))
     results: dict[str, Any] = {}
     callers = {
         "one_group": groups[:1],  # about 1/len(groups) of the filler chunks
@@ -144,7 +140,7 @@ def measure_search(runtime: Runtime, *, tenant_id: str, groups: list[str], queri
         "tenant_wide_only": [],
     }
     for label, member_of in callers.items():
-        token = runtime.dev_idp.mint(tenant_id=tenant_id, object_id=str(uuid.uuid4()), groups=member_of)
+        token = runtime.dev.idp.mint(tenant_id=tenant_id, object_id=str(uuid.uuid4()), groups=member_of)
         headers = {"Authorization": f"Bearer {token}"}
         latencies = []
         for number in range(queries + 3):
@@ -174,13 +170,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="clearance-bench-") as scratch:
         settings = Settings(data_dir=Path(scratch) / "data", index=IndexSettings(location=args.index))
         runtime = build_runtime(settings)
-        assert runtime.directory is not None
+        assert runtime.dev is not None
         report: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}, "index": args.index}
         samples: dict[str, Any] = {}
-        for tenant_id, source in sample_sources(runtime.directory).items():
-            samples[runtime.directory.tenant_domains[tenant_id]] = measure_ingestion(runtime, source)
+        for tenant_id, source in sample_sources(runtime.dev.directory).items():
+            samples[runtime.dev.directory.tenant_domains[tenant_id]] = measure_ingestion(runtime, source)
         report["ingest_sample_corpus"] = samples
-        tenant_id = next(iter(runtime.directory.tenant_domains))
+        tenant_id = next(iter(runtime.dev.directory.tenant_domains))
         groups = [f"bench-{n:03d}" for n in range(50)]
         synthetic_root = Path(scratch) / "synthetic"
         write_synthetic(synthetic_root, args.synthetic_docs, groups, rng)

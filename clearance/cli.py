@@ -14,8 +14,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from clearance.errors import ClearanceError
 from clearance.settings import Mode, Settings
+from core.errors import ClearanceError
 from ingest.jobs import JobRecord, JobStatus
 from ingest.source import DocumentSource
 
@@ -42,7 +42,7 @@ def ingest(
     tenant: Annotated[str | None, typer.Option("--tenant", help="tenant id of the source's ACL entries")] = None,
 ) -> None:
     """Ingest a folder incrementally: new and changed files are indexed, deleted ones removed."""
-    from clearance.runtime import build_runtime
+    from clearance.compose import build_indexing
     from ingest.source import FilesystemSource
 
     settings = _settings()
@@ -51,13 +51,13 @@ def ingest(
         raise _fail("--tenant is required (or set CLEARANCE_INGEST__DEFAULT_TENANT)")
     try:
         source = FilesystemSource(root=path, tenant_id=tenant_id)
-        runtime = build_runtime(settings)
+        indexing = build_indexing(settings)
     except (ClearanceError, ValueError) as exc:
         raise _fail(str(exc)) from exc
     try:
-        job = _run_with_progress(runtime.pipeline.run, source)
+        job = _run_with_progress(indexing.pipeline.run, source)
     finally:
-        runtime.close()
+        indexing.close()
     _print_job(job)
     if job.status is JobStatus.FAILED:
         raise typer.Exit(code=1)
@@ -131,12 +131,12 @@ def serve(
     """Start the HTTP API and the web page."""
     import uvicorn
 
-    from api.app import create_app
+    from clearance.compose import build_api
 
     settings = _settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     uvicorn.run(
-        create_app(settings), host=host or settings.server.host, port=port or settings.server.port, log_level="info"
+        build_api(settings), host=host or settings.server.host, port=port or settings.server.port, log_level="info"
     )
 
 
@@ -146,13 +146,16 @@ def ask(
     user: Annotated[str, typer.Option("--as", help="sample user to ask as (development mode)")] = "alice",
 ) -> None:
     """Ask a question as a sample user, through the same token validation as the API."""
-    from clearance.runtime import build_runtime
+    from clearance.compose import build_runtime
 
-    runtime = build_runtime(_settings())
+    settings = _settings()
+    if settings.mode is not Mode.DEVELOPMENT:
+        raise _fail("`ask` needs development mode (CLEARANCE_MODE=development)")
+    runtime = build_runtime(settings)
     try:
-        if runtime.dev_idp is None or runtime.directory is None:
-            raise _fail("`ask` needs development mode (CLEARANCE_MODE=development)")
-        principal = runtime.tokens.authenticate(runtime.dev_idp.mint_for(runtime.directory.user(user)))
+        dev = runtime.dev
+        assert dev is not None  # development mode builds it
+        principal = runtime.tokens.authenticate(dev.idp.mint_for(dev.directory.user(user)))
         result = runtime.answers.answer(principal, question)
     except ClearanceError as exc:
         raise _fail(str(exc)) from exc
@@ -172,21 +175,20 @@ def demo(
     no_serve: Annotated[bool, typer.Option("--no-serve", help="ingest only")] = False,
 ) -> None:
     """Ingest the bundled sample corpus (one folder per sample tenant), then serve."""
-    from acl.directory import Directory
-    from clearance.runtime import build_runtime
+    from clearance.compose import build_indexing, load_directory
     from clearance.samples import sample_sources
 
     settings = _settings()
     if settings.mode is not Mode.DEVELOPMENT:
         raise _fail("the demo runs in development mode only")
-    directory = Directory.load(settings.users_file)
-    runtime = build_runtime(settings)
+    directory = load_directory(settings)
+    indexing = build_indexing(settings)
     try:
         for tenant_id, source in sample_sources(directory).items():
             console.print(f"[bold]{directory.tenant_names[tenant_id]}[/bold] ({tenant_id}) from {source.root}")
-            _print_job(_run_with_progress(runtime.pipeline.run, source))
+            _print_job(_run_with_progress(indexing.pipeline.run, source))
     finally:
-        runtime.close()
+        indexing.close()
     bind_host, bind_port = host or settings.server.host, port or settings.server.port
     console.print(f"\nOpen http://{bind_host}:{bind_port}/ and pick a sample user, or ask from a shell:")
     for user in directory.users:
@@ -212,16 +214,16 @@ def dev_token(
     lifetime: Annotated[int, typer.Option(help="seconds until expiry")] = 3600,
 ) -> None:
     """Print a development access token, validated by the API exactly like an Entra ID token."""
-    from acl.devidp import DevIdentityProvider
-    from acl.directory import Directory
+    from clearance.compose import build_dev_identity
 
     settings = _settings()
     if settings.mode is not Mode.DEVELOPMENT:
         raise _fail("development tokens exist only in development mode")
-    idp = DevIdentityProvider(key_dir=settings.dev_idp_dir, audience=settings.auth.audiences[0])
     try:
+        dev = build_dev_identity(settings)
+        idp = dev.idp
         if user:
-            typer.echo(idp.mint_for(Directory.load(settings.users_file).user(user), lifetime_seconds=lifetime))
+            typer.echo(idp.mint_for(dev.directory.user(user), lifetime_seconds=lifetime))
             return
         if not (oid and tid):
             raise _fail("give --user NAME, or --oid and --tid")
@@ -242,9 +244,9 @@ def dev_token(
 @dev_app.command("users")
 def dev_users() -> None:
     """The sample users of the development directory."""
-    from acl.directory import Directory
+    from clearance.compose import load_directory
 
-    directory = Directory.load(_settings().users_file)
+    directory = load_directory(_settings())
     table = Table("user", "name", "tenant", "groups", "roles", "guest")
     for u in directory.users:
         groups = ", ".join(directory.group_names.get(g, g) for g in u.groups[:4])
@@ -262,5 +264,7 @@ def dev_users() -> None:
 
 
 def main() -> None:  # pragma: no cover - console script entry
+    # Never reach for a model hub: the weights are on disk or loading fails.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     app()

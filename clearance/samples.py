@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from acl.directory import Directory
+from acl.dev.directory import Directory
 from clearance.settings import REPO_ROOT
 from ingest.source import FilesystemSource
 

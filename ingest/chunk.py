@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import re
 
-from ingest.elements import ElementKind, ParsedDocument, ParsedElement
-from retrieval.records import ChunkDraft
+from core.records import ChunkDraft
+from ingest.parse.elements import ElementKind, ParsedDocument, ParsedElement
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _MAX_SECTION_CHARS = 200

@@ -16,7 +16,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from clearance.errors import NotFoundError
+from core.errors import NotFoundError
 
 
 class JobStatus(StrEnum):
@@ -65,10 +65,15 @@ class JobRecord:
     def record(self, outcome: FileOutcome) -> None:
         self.counts[outcome.value] += 1
 
+    @property
+    def duration_s(self) -> float | None:
+        """Seconds from start to finish (to now while running); None before it starts."""
+        return round((self.finished_at or time.time()) - self.started_at, 3) if self.started_at else None
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["status"] = self.status.value
-        data["duration_s"] = round((self.finished_at or time.time()) - self.started_at, 3) if self.started_at else None
+        data["duration_s"] = self.duration_s
         return data
 
     @classmethod
@@ -112,6 +117,13 @@ class JobStore:
         except FileNotFoundError:
             raise NotFoundError(f"no job {job_id!r}") from None
 
-    def list(self, *, limit: int = 50) -> list[JobRecord]:
-        paths = sorted(self._root.glob("job-*.json"), reverse=True)[:limit]
-        return [JobRecord.from_dict(json.loads(p.read_text(encoding="utf-8"))) for p in paths]
+    def list(self, *, limit: int = 50, tenant_id: str | None = None) -> list[JobRecord]:
+        """Newest first; with ``tenant_id``, that tenant's jobs only (filtered before the limit)."""
+        found: list[JobRecord] = []
+        for path in sorted(self._root.glob("job-*.json"), reverse=True):
+            if len(found) >= limit:
+                break
+            job = JobRecord.from_dict(json.loads(path.read_text(encoding="utf-8")))
+            if tenant_id is None or job.tenant_id == tenant_id:
+                found.append(job)
+        return found

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from acl.access import AccessList
 from acl.principal import group_key, is_valid_id, tenant_key, user_key
-from clearance.errors import ManifestError
+from core.errors import ManifestError
 
 FOLDER_MANIFEST = ".acl.json"
 SIDECAR_SUFFIX = ".acl.json"

@@ -2,7 +2,7 @@
 
 Per file: unchanged content and ACL are skipped; an ACL-only change rewrites
 payloads without re-embedding; a content change replaces the document's chunks
-(never mixed, see retrieval.index); files gone from the source are removed.
+(never mixed, see index.ports); files gone from the source are removed.
 One bad file is an error line in the job, never an aborted run.
 """
 
@@ -15,14 +15,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from acl.access import AccessList
-from clearance.errors import ClearanceError, DocumentParseError, IndexUnavailableError
+from core.errors import ClearanceError, DocumentParseError, IndexUnavailableError
+from core.records import DocumentMeta, DocumentState
+from index.ports import ChunkIndex, Embedder, IndexedDocument
 from ingest.chunk import chunk_document, embedding_text
-from ingest.elements import ParsedDocument
 from ingest.jobs import FileIssue, FileOutcome, JobRecord, JobStatus, JobStore
+from ingest.parse.elements import ParsedDocument
 from ingest.source import DocumentSource, SourceItem, file_sha256
-from retrieval.embedding import Embedder
-from retrieval.index import ChunkIndex
-from retrieval.records import DocumentMeta, DocumentState, IndexedDocument
 
 log = logging.getLogger(__name__)
 _DOC_NAMESPACE = uuid.UUID("0d7e4b8a-3c1f-4f7e-8b2a-9e6d5c4b3a21")

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Protocol
 
 from acl.access import AccessList
-from clearance.errors import InvalidInputError, ManifestError
+from core.errors import InvalidInputError, ManifestError
 from ingest.manifest import ManifestResolver, is_manifest
 
 

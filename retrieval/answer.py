@@ -11,62 +11,29 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
-from enum import StrEnum
-from typing import Any
+from collections.abc import Generator, Iterator, Sequence
 
 from acl.principal import Principal
-from clearance.errors import GenerationError
+from core.cancel import Cancellation
+from core.errors import GenerationError
+from core.records import Passage
+from index.ports import ChunkIndex, Embedder
 from retrieval.audit import AnswerAudit, AuditSink, NoAudit
-from retrieval.citations import check_citations
-from retrieval.embedding import Embedder
-from retrieval.generation import ExtractiveGenerator, Generator
-from retrieval.index import ChunkIndex
+from retrieval.citations import check_citations, snippet
+from retrieval.generation.base import AnswerGenerator
+from retrieval.generation.extractive import ExtractiveGenerator
 from retrieval.prompts import ABSTAIN_ANSWER, GROUNDED_ANSWER_V1, PromptTemplate
-from retrieval.records import Passage
+from retrieval.records import (
+    AnswerEvent,
+    AnswerOutcome,
+    AnswerResult,
+    Citation,
+    ReplaceEvent,
+    ResultEvent,
+    TokenEvent,
+)
 
 log = logging.getLogger(__name__)
-SNIPPET_CHARS = 300
-
-
-class AnswerOutcome(StrEnum):
-    GROUNDED = "grounded"  # the configured generator's answer passed the citation check
-    EXTRACTIVE_FALLBACK = "extractive_fallback"  # the model's answer was replaced
-    ABSTAINED = "abstained"  # nothing relevant the caller may read answers the question
-
-
-@dataclass(frozen=True, slots=True)
-class Citation:
-    id: int
-    chunk_id: str
-    source: str
-    title: str
-    section: str | None
-    page: int | None
-    snippet: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "chunk_id": self.chunk_id,
-            "source": self.source,
-            "title": self.title,
-            "section": self.section,
-            "page": self.page,
-            "snippet": self.snippet,
-        }
-
-
-@dataclass
-class AnswerResult:
-    answer: str
-    citations: list[Citation]
-    outcome: AnswerOutcome
-    generator: str
-    prompt: str
-    retrieved: list[str] = field(default_factory=list)
-    timings_ms: dict[str, float] = field(default_factory=dict)
 
 
 class AnswerService:
@@ -77,7 +44,8 @@ class AnswerService:
         *,
         index: ChunkIndex,
         embedder: Embedder,
-        generator: Generator,
+        generator: AnswerGenerator,
+        fallback: ExtractiveGenerator,
         top_k: int = 5,
         min_score: float = 0.25,
         prompt: PromptTemplate = GROUNDED_ANSWER_V1,
@@ -86,7 +54,9 @@ class AnswerService:
         self._index = index
         self._embedder = embedder
         self._generator = generator
-        self._fallback = ExtractiveGenerator()
+        # Replaces a model answer that fails the check; when it is also the
+        # configured generator, its answers are "grounded", never "fallback".
+        self._fallback = fallback
         self._top_k = top_k
         self._min_score = min_score
         self._prompt = prompt
@@ -97,15 +67,21 @@ class AnswerService:
         return self._generator.name
 
     def search(self, principal: Principal, query: str, *, top_k: int | None = None) -> list[Passage]:
+        """Passages ``principal`` may read, nearest first (no relevance floor: the caller sees scores)."""
         vector = self._embedder.embed_query(query)
         return self._index.search(principal, vector, top_k=top_k or self._top_k)
 
     def answer(self, principal: Principal, question: str, *, history: Sequence[tuple[str, str]] = ()) -> AnswerResult:
-        result: AnswerResult | None = None
-        for event, payload in self.stream(principal, question, history=history, streamed=False):
-            if event == "result":
-                result = payload
-        assert result is not None  # stream always ends with a result
+        """A checked, cited answer (or an abstention), audited."""
+        timings: dict[str, float] = {}
+        passages = self._relevant(principal, question, timings)
+        if not passages:
+            return self._abstain(principal, question, timings, streamed=False)
+        started = time.perf_counter()
+        text = "".join(self._generated(question, passages, history, cancel=None)).strip()
+        timings["generate"] = _ms(started)
+        result = self._settle(question, text, passages, timings)
+        self._record(principal, question, result, streamed=False)
         return result
 
     def stream(
@@ -114,43 +90,82 @@ class AnswerService:
         question: str,
         *,
         history: Sequence[tuple[str, str]] = (),
-        streamed: bool = True,
-    ) -> Iterator[tuple[str, Any]]:
-        """Yields ("token", str)* then ("replace", str)? then ("result", AnswerResult).
+        cancel: Cancellation | None = None,
+    ) -> Generator[AnswerEvent, None, None]:
+        """Yields TokenEvent*, then ReplaceEvent when the checked answer differs, then one ResultEvent.
 
-        Tokens are the generator's raw output as it is produced; when the
-        checked answer differs, a "replace" event carries the text that stands.
+        Tokens are the generator's raw output as it is produced. Once ``cancel``
+        is set the generator stops and the stream ends after its result.
         """
         timings: dict[str, float] = {}
-        started = time.perf_counter()
-        passages = [p for p in self.search(principal, question) if p.score >= self._min_score]
-        timings["retrieve"] = _ms(started)
-        retrieved = [p.chunk_id for p in passages]
+        passages = self._relevant(principal, question, timings)
         if not passages:
-            result = self._result(ABSTAIN_ANSWER, [], AnswerOutcome.ABSTAINED, retrieved, timings)
-            self._record(principal, question, result, streamed)
-            yield "token", ABSTAIN_ANSWER
-            yield "result", result
+            result = self._abstain(principal, question, timings, streamed=True)
+            yield TokenEvent(ABSTAIN_ANSWER)
+            yield ResultEvent(result)
             return
         started = time.perf_counter()
         raw: list[str] = []
-        try:
-            for piece in self._generator.generate(question=question, passages=passages, history=history):
-                raw.append(piece)
-                yield "token", piece
-        except GenerationError as exc:
-            log.warning("generator %s failed: %s", self._generator.name, exc)
+        for piece in self._generated(question, passages, history, cancel=cancel):
+            raw.append(piece)
+            yield TokenEvent(piece)
         timings["generate"] = _ms(started)
         text = "".join(raw).strip()
-        final, outcome = self._checked(question, text, passages)
-        if final != text:
-            yield "replace", final
-        citations = self._citations(final, passages)
-        result = self._result(final, citations, outcome, retrieved, timings)
-        self._record(principal, question, result, streamed)
-        yield "result", result
+        result = self._settle(question, text, passages, timings)
+        if result.answer != text:
+            yield ReplaceEvent(result.answer)
+        self._record(principal, question, result, streamed=True)
+        yield ResultEvent(result)
 
-    def _record(self, principal: Principal, question: str, result: AnswerResult, streamed: bool) -> None:
+    # -- stages ----------------------------------------------------------------
+
+    def _relevant(self, principal: Principal, question: str, timings: dict[str, float]) -> list[Passage]:
+        started = time.perf_counter()
+        vector = self._embedder.embed_query(question)
+        timings["embed"] = _ms(started)
+        started = time.perf_counter()
+        passages = self._index.search(principal, vector, top_k=self._top_k, min_score=self._min_score)
+        timings["retrieve"] = _ms(started)
+        return passages
+
+    def _generated(
+        self,
+        question: str,
+        passages: Sequence[Passage],
+        history: Sequence[tuple[str, str]],
+        *,
+        cancel: Cancellation | None,
+    ) -> Iterator[str]:
+        try:
+            yield from self._generator.generate(question=question, passages=passages, history=history, cancel=cancel)
+        except GenerationError as exc:
+            # An empty answer fails the check below and is replaced: the model is a component.
+            log.warning("generator %s failed: %s", self._generator.name, exc)
+
+    def _settle(self, question: str, text: str, passages: Sequence[Passage], timings: dict[str, float]) -> AnswerResult:
+        """The answer that stands: the checked model answer, the extractive one, or an abstention."""
+        if text == ABSTAIN_ANSWER:
+            return self._result(ABSTAIN_ANSWER, (), AnswerOutcome.ABSTAINED, passages, timings)
+        check = check_citations(
+            text, passage_count=len(passages), passage_texts=[_support_text(p) for p in passages], question=question
+        )
+        if check.grounded:
+            return self._result(check.text, check.cited, AnswerOutcome.GROUNDED, passages, timings)
+        fallback = self._fallback.answer(question=question, passages=passages)
+        if fallback == ABSTAIN_ANSWER:
+            return self._result(ABSTAIN_ANSWER, (), AnswerOutcome.ABSTAINED, passages, timings)
+        outcome = AnswerOutcome.GROUNDED if self._generator is self._fallback else AnswerOutcome.EXTRACTIVE_FALLBACK
+        cited = check_citations(fallback, passage_count=len(passages)).cited
+        return self._result(fallback, cited, outcome, passages, timings)
+
+    def _abstain(
+        self, principal: Principal, question: str, timings: dict[str, float], *, streamed: bool
+    ) -> AnswerResult:
+        result = self._result(ABSTAIN_ANSWER, (), AnswerOutcome.ABSTAINED, (), timings)
+        self._record(principal, question, result, streamed=streamed)
+        return result
+
+    def _record(self, principal: Principal, question: str, result: AnswerResult, *, streamed: bool) -> None:
         self._audit.record(
             AnswerAudit(
                 tenant_id=principal.tenant_id,
@@ -158,7 +173,7 @@ class AnswerService:
                 principals=tuple(sorted(principal.access_keys())),
                 groups_complete=principal.groups_complete,
                 question=question,
-                retrieved=tuple(result.retrieved),
+                retrieved=result.retrieved,
                 cited=tuple(c.chunk_id for c in result.citations),
                 outcome=result.outcome.value,
                 generator=result.generator,
@@ -168,63 +183,40 @@ class AnswerService:
             )
         )
 
-    def _checked(self, question: str, text: str, passages: Sequence[Passage]) -> tuple[str, AnswerOutcome]:
-        if text == ABSTAIN_ANSWER:
-            return ABSTAIN_ANSWER, AnswerOutcome.ABSTAINED
-        check = check_citations(
-            text, passage_count=len(passages), passage_texts=[_support_text(p) for p in passages], question=question
-        )
-        if check.grounded:
-            return check.text, AnswerOutcome.GROUNDED
-        fallback = self._fallback.answer(question=question, passages=passages)
-        if fallback == ABSTAIN_ANSWER:
-            return ABSTAIN_ANSWER, AnswerOutcome.ABSTAINED
-        if self._generator.name == self._fallback.name:
-            return fallback, AnswerOutcome.GROUNDED
-        return fallback, AnswerOutcome.EXTRACTIVE_FALLBACK
-
-    @staticmethod
-    def _citations(text: str, passages: Sequence[Passage]) -> list[Citation]:
-        check = check_citations(text, passage_count=len(passages))
-        return [
-            Citation(
-                id=number,
-                chunk_id=passages[number - 1].chunk_id,
-                source=passages[number - 1].source,
-                title=passages[number - 1].title,
-                section=passages[number - 1].section,
-                page=passages[number - 1].page,
-                snippet=snippet(passages[number - 1].text),
-            )
-            for number in check.cited
-        ]
-
     def _result(
         self,
         text: str,
-        citations: list[Citation],
+        cited: Sequence[int],
         outcome: AnswerOutcome,
-        retrieved: list[str],
+        passages: Sequence[Passage],
         timings: dict[str, float],
     ) -> AnswerResult:
         return AnswerResult(
             answer=text,
-            citations=citations,
+            citations=tuple(_citation(number, passages[number - 1]) for number in cited),
             outcome=outcome,
             generator=self._generator.name,
             prompt=self._prompt.id,
-            retrieved=retrieved,
+            retrieved=tuple(p.chunk_id for p in passages),
             timings_ms=timings,
         )
+
+
+def _citation(number: int, passage: Passage) -> Citation:
+    return Citation(
+        id=number,
+        chunk_id=passage.chunk_id,
+        source=passage.source,
+        title=passage.title,
+        section=passage.section,
+        page=passage.page,
+        snippet=snippet(passage.text),
+    )
 
 
 def _support_text(passage: Passage) -> str:
     """What a citation of this passage can vouch for: its text and where it sits."""
     return " ".join(part for part in (passage.title, passage.section, passage.page_name, passage.text) if part)
-
-
-def snippet(text: str) -> str:
-    return text if len(text) <= SNIPPET_CHARS else text[: SNIPPET_CHARS - 1].rstrip() + "…"
 
 
 def _ms(started: float) -> float:

@@ -18,6 +18,7 @@ _CITATION = re.compile(r"\[(\d{1,3})\]")
 _SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+|\n+")
 _ONLY_CITATIONS = re.compile(r"^(?:\[\d{1,3}\]\s*)+[.!?]?$")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+SNIPPET_CHARS = 300
 
 
 def split_sentences(text: str) -> list[str]:
@@ -94,3 +95,8 @@ def check_citations(
         dropped_sentences=dropped,
         unsupported_sentences=unsupported,
     )
+
+
+def snippet(text: str) -> str:
+    """The start of a passage, for search hits and citations."""
+    return text if len(text) <= SNIPPET_CHARS else text[: SNIPPET_CHARS - 1].rstrip() + "…"

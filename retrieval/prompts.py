@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from retrieval.records import Passage
+from core.records import Passage
 
 ABSTAIN_ANSWER = "I could not find this in documents you can access."
 

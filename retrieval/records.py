@@ -1,68 +1,64 @@
-"""What the index stores and returns, as typed records."""
+"""The typed answer path: outcomes, citations, results and stream events.
+
+A citation has one shape from the service to the client: the API builds its
+response models from these records (``from_attributes``), never by hand.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from enum import StrEnum
 
-from acl.access import AccessList
 
-
-@dataclass(frozen=True, slots=True)
-class DocumentMeta:
-    """Facts about one source document shared by all of its chunks."""
-
-    doc_id: str
-    tenant_id: str
-    source_id: str
-    path: str
-    uri: str
-    title: str
-    format: str
-    content_hash: str
-    modified_at: float
+class AnswerOutcome(StrEnum):
+    GROUNDED = "grounded"  # the configured generator's answer passed the citation check
+    EXTRACTIVE_FALLBACK = "extractive_fallback"  # the model's answer was replaced
+    ABSTAINED = "abstained"  # nothing relevant the caller may read answers the question
 
 
 @dataclass(frozen=True, slots=True)
-class ChunkDraft:
-    """A chunk before it is written: its text and where in the document it sits."""
+class Citation:
+    """A passage an answer cites, as the caller may see it (no ACL fields)."""
 
-    text: str
-    section: str | None
-    page: int | None
-    page_name: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class DocumentState:
-    """What the index holds for a document, enough to decide an incremental run."""
-
-    doc_id: str
-    path: str
-    content_hash: str
-    acl_hash: str
-    chunk_count: int
-
-
-@dataclass(frozen=True, slots=True)
-class Passage:
-    """A chunk as a caller may see it: no ACL fields, ever."""
-
+    id: int  # the [n] in the answer text
     chunk_id: str
-    doc_id: str
     source: str
     title: str
     section: str | None
     page: int | None
-    page_name: str | None
-    text: str
-    score: float
+    snippet: str
 
 
 @dataclass(frozen=True, slots=True)
-class IndexedDocument:
-    """A document ready to be written: metadata, ACL, chunks and their vectors."""
+class AnswerResult:
+    answer: str
+    citations: tuple[Citation, ...]
+    outcome: AnswerOutcome
+    generator: str
+    prompt: str
+    retrieved: tuple[str, ...] = ()
+    timings_ms: dict[str, float] = field(default_factory=dict)
 
-    meta: DocumentMeta
-    acl: AccessList
-    chunks: tuple[ChunkDraft, ...]
-    vectors: tuple[tuple[float, ...], ...]
+
+@dataclass(frozen=True, slots=True)
+class TokenEvent:
+    """A piece of answer text, in order."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReplaceEvent:
+    """The checked answer, when it differs from the text streamed so far."""
+
+    answer: str
+
+
+@dataclass(frozen=True, slots=True)
+class ResultEvent:
+    """The last event of every stream: the answer as it stands, with citations."""
+
+    result: AnswerResult
+
+
+AnswerEvent = TokenEvent | ReplaceEvent | ResultEvent

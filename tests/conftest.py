@@ -12,10 +12,10 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from acl.devidp import DevIdentityProvider
-from clearance.runtime import Runtime, build_runtime
-from clearance.settings import IndexSettings, Settings
-from retrieval.embedding import SentenceTransformerEmbedder, default_model_path
+from acl.dev.idp import DevIdentityProvider
+from clearance.compose import Runtime, build_runtime
+from clearance.settings import IndexSettings, IngestSettings, Settings
+from index.embedding import SentenceTransformerEmbedder, default_model_path, set_torch_threads
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("CLEARANCE_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
@@ -27,7 +27,8 @@ OTHER_TENANT = "d397c693-4a32-47ad-9ee4-9ad621108730"
 @pytest.fixture(scope="session")
 def embedder() -> SentenceTransformerEmbedder:
     """The real all-MiniLM-L6-v2, loaded once for the whole run."""
-    return SentenceTransformerEmbedder(model_path=default_model_path(), threads=1)
+    set_torch_threads(1)
+    return SentenceTransformerEmbedder(model_path=default_model_path())
 
 
 def write_users(path: Path) -> Path:
@@ -69,6 +70,7 @@ def settings(tmp_path: Path) -> Settings:
         data_dir=tmp_path / "data",
         users_file=write_users(tmp_path / "users.json"),
         index=IndexSettings(location=":memory:"),
+        ingest=IngestSettings(allowed_roots=[tmp_path]),
     )
 
 
@@ -81,8 +83,8 @@ def runtime(settings: Settings, embedder: SentenceTransformerEmbedder) -> Iterat
 
 @pytest.fixture()
 def idp(runtime: Runtime) -> DevIdentityProvider:
-    assert runtime.dev_idp is not None
-    return runtime.dev_idp
+    assert runtime.dev is not None
+    return runtime.dev.idp
 
 
 def write_doc(root: Path, relative: str, text: str) -> Path:

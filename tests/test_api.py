@@ -10,9 +10,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from acl.devidp import DevIdentityProvider
-from api.app import create_app
-from clearance.runtime import Runtime
+from acl.dev.idp import DevIdentityProvider
+from clearance.compose import Runtime, build_api
 from ingest.source import FilesystemSource
 from retrieval.prompts import ABSTAIN_ANSWER
 from tests.conftest import OTHER_TENANT, TENANT
@@ -25,8 +24,7 @@ FINANCE_TEXT = "12.4 million"
 def client(runtime: Runtime, tmp_path: Path) -> TestClient:
     corpus = build_corpus(tmp_path / "corpus")
     runtime.pipeline.run(FilesystemSource(root=corpus, tenant_id=TENANT))
-    runtime.settings.ingest.allowed_roots = [tmp_path]
-    return TestClient(create_app(runtime.settings, runtime=runtime))
+    return TestClient(build_api(runtime.settings, runtime=runtime))
 
 
 def auth(
@@ -37,7 +35,9 @@ def auth(
 
 def sse_events(text: str) -> list[tuple[str, dict[str, Any]]]:
     events = []
-    for block in text.strip().split("\n\n"):
+    for block in text.replace("\r\n", "\n").strip().split("\n\n"):
+        if block.startswith(":"):
+            continue  # a keep-alive comment
         lines = dict(line.split(": ", 1) for line in block.splitlines())
         events.append((lines["event"], json.loads(lines["data"])))
     return events
@@ -198,7 +198,7 @@ def test_admin_starts_a_job_and_reads_its_record(
     response = client.post("/v1/ingest/jobs", json={"path": str(tmp_path / "corpus")}, headers=admin)
     assert response.status_code == 202, response.text
     job_id = response.json()["id"]
-    runtime.background.wait_idle()
+    runtime.ingestion.wait_idle()
     job = client.get(f"/v1/ingest/jobs/{job_id}", headers=admin).json()
     assert job["status"] == "succeeded" and job["counts"]["deleted"] == 1 and job["counts"]["unchanged"] == 6
     assert job_id in [j["id"] for j in client.get("/v1/ingest/jobs", headers=admin).json()["jobs"]]
@@ -209,9 +209,20 @@ def test_admin_of_another_tenant_cannot_read_the_job(
 ) -> None:
     admin = auth(idp, roles=("Clearance.Admin",))
     job_id = client.post("/v1/ingest/jobs", json={"path": str(tmp_path / "corpus")}, headers=admin).json()["id"]
-    runtime.background.wait_idle()
+    runtime.ingestion.wait_idle()
     other = auth(idp, roles=("Clearance.Admin",), tenant=OTHER_TENANT)
     assert_problem(client.get(f"/v1/ingest/jobs/{job_id}", headers=other), 404)
+
+
+def test_job_list_limit_counts_only_the_admins_own_tenant(
+    client: TestClient, runtime: Runtime, idp: DevIdentityProvider
+) -> None:
+    mine = runtime.jobs.create(source="fs:/mine", tenant_id=TENANT)
+    for _ in range(3):  # newer jobs of another tenant must not use up the admin's page
+        runtime.jobs.create(source="fs:/theirs", tenant_id=OTHER_TENANT)
+    admin = auth(idp, roles=("Clearance.Admin",))
+    listed = client.get("/v1/ingest/jobs", params={"limit": 1}, headers=admin).json()["jobs"]
+    assert [job["id"] for job in listed] == [mine.id]
 
 
 def test_ingest_path_outside_allowed_roots_is_refused(client: TestClient, idp: DevIdentityProvider) -> None:

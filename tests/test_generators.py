@@ -18,14 +18,16 @@ from typing import Any, ClassVar
 import pytest
 
 from acl.principal import Principal
-from clearance.runtime import Runtime
+from clearance.compose import Runtime
+from core.records import Passage
 from ingest.source import FilesystemSource
-from retrieval.answer import AnswerOutcome, AnswerService
+from retrieval.answer import AnswerService
 from retrieval.citations import check_citations
-from retrieval.generation import ExtractiveGenerator
-from retrieval.llm_generators import LlamaCppGenerator, OpenAICompatibleGenerator, citation_grammar
+from retrieval.generation.extractive import ExtractiveGenerator
+from retrieval.generation.llama_cpp import LlamaCppGenerator, citation_grammar
+from retrieval.generation.openai_compatible import OpenAICompatibleGenerator
 from retrieval.prompts import ABSTAIN_ANSWER
-from retrieval.records import Passage
+from retrieval.records import AnswerOutcome, ReplaceEvent, ResultEvent, TokenEvent
 from tests.conftest import TENANT, write_acl, write_doc
 
 READER = Principal(tenant_id=TENANT, object_id="f0000000-0000-4000-8000-000000000001", groups=frozenset({"g1"}))
@@ -48,7 +50,9 @@ def policy_runtime(runtime: Runtime, tmp_path: Path) -> Runtime:
 
 
 def service(runtime: Runtime, generator: Any) -> AnswerService:
-    return AnswerService(index=runtime.index, embedder=runtime.embedder, generator=generator, top_k=3)
+    return AnswerService(
+        index=runtime.index, embedder=runtime.embedder, generator=generator, fallback=ExtractiveGenerator(), top_k=3
+    )
 
 
 class _ChatStub(BaseHTTPRequestHandler):
@@ -90,6 +94,7 @@ def chat_stub() -> Iterator[tuple[str, type[_ChatStub]]]:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}/v1", handler
     server.shutdown()
+    server.server_close()
 
 
 def _openai(url: str) -> OpenAICompatibleGenerator:
@@ -124,9 +129,11 @@ def test_citation_to_a_passage_not_given_is_replaced_by_the_extractive_answer(
     url, stub = chat_stub
     stub.reply = "The per diem is 90 EUR [7]."
     events = list(service(policy_runtime, _openai(url)).stream(READER, "What is the meal per diem in Berlin?"))
-    result = events[-1][1]
+    last = events[-1]
+    assert isinstance(last, ResultEvent)
+    result = last.result
     assert result.outcome is AnswerOutcome.EXTRACTIVE_FALLBACK and "[7]" not in result.answer
-    assert "55.50" in result.answer and ("replace", result.answer) in events
+    assert "55.50" in result.answer and ReplaceEvent(result.answer) in events
 
 
 def test_figure_the_cited_passage_does_not_hold_is_not_passed_off_as_grounded(
@@ -159,7 +166,7 @@ def test_model_abstention_is_passed_through(policy_runtime: Runtime, chat_stub: 
     url, stub = chat_stub
     stub.reply = ABSTAIN_ANSWER
     result = service(policy_runtime, _openai(url)).answer(READER, "What is the per diem in Berlin?")
-    assert result.outcome is AnswerOutcome.ABSTAINED and result.citations == []
+    assert result.outcome is AnswerOutcome.ABSTAINED and result.citations == ()
 
 
 def test_extractive_generator_is_deterministic_and_cites() -> None:
@@ -198,8 +205,10 @@ def test_local_llama_cpp_model_answers_through_the_service(policy_runtime: Runti
     """SmolLM2-135M is too small to answer well; this proves the plumbing: grammar, streaming, checks."""
     generator = LlamaCppGenerator(model_path=_smollm2(), threads=2, max_tokens=96)
     events = list(service(policy_runtime, generator).stream(READER, "What is the meal per diem in Berlin?"))
-    tokens = [payload for name, payload in events if name == "token"]
-    result = events[-1][1]
+    tokens = [event.text for event in events if isinstance(event, TokenEvent)]
+    last = events[-1]
+    assert isinstance(last, ResultEvent)
+    result = last.result
     assert len(tokens) > 1 and result.generator.startswith("llama.cpp:")
     raw = "".join(tokens)
     assert raw == ABSTAIN_ANSWER or re.match(r"^[A-Za-z0-9\"(]", raw)  # the grammar shaped the output

@@ -7,11 +7,13 @@ import threading
 from pathlib import Path
 
 import pytest
-from qdrant_client import models
 from typer.testing import CliRunner
 
-from acl.principal import Principal
-from clearance.runtime import Runtime
+from acl.access import AccessList
+from acl.principal import Principal, group_key
+from clearance.compose import Runtime
+from core.records import ChunkDraft, DocumentMeta
+from index.ports import IndexedDocument
 from ingest.jobs import FileOutcome, JobStatus
 from ingest.source import FilesystemSource
 from tests.conftest import TENANT, write_acl, write_doc
@@ -92,10 +94,31 @@ def test_staged_chunks_are_invisible_to_search(runtime: Runtime, docs: Path) -> 
     write_doc(docs, "guide.md", _version_text("alpha"))
     write_acl(docs, allow=["group:g1"])
     runtime.pipeline.run(_source(docs))
-    runtime.index._client.set_payload(
-        runtime.settings.index.collection, payload={"state": "staged"}, points=models.Filter(must=[])
+    vector = runtime.embedder.embed_query("rollout")
+    live = [p.text for p in runtime.index.search(READER, vector, top_k=10)]
+    assert live
+    staged = IndexedDocument(
+        meta=DocumentMeta(
+            doc_id=runtime.index.document_states(tenant_id=TENANT, source_id=_source(docs).source_id)[
+                "guide.md"
+            ].doc_id,
+            tenant_id=TENANT,
+            source_id=_source(docs).source_id,
+            path="guide.md",
+            uri="guide.md",
+            title="Guide",
+            format="md",
+            content_hash="f" * 64,
+            modified_at=0.0,
+        ),
+        acl=AccessList(allow=frozenset({group_key(TENANT, "g1")})),
+        chunks=(ChunkDraft(text="Staged rollout text.", section=None, page=None, page_name=None),),
+        vectors=(tuple(vector),),
     )
-    assert runtime.index.search(READER, runtime.embedder.embed_query("rollout"), top_k=10) == []
+    version = runtime.index.stage_document(staged)
+    assert [p.text for p in runtime.index.search(READER, vector, top_k=10)] == live
+    runtime.index.publish(staged.meta.doc_id, version)
+    assert [p.text for p in runtime.index.search(READER, vector, top_k=10)] == ["Staged rollout text."]
 
 
 def test_unparseable_file_is_an_error_line_not_a_failed_job(runtime: Runtime, docs: Path) -> None:
@@ -187,9 +210,9 @@ def test_cli_dev_token_is_accepted_by_the_validator(cli_env: Path, runtime: Runt
         ],
     )
     assert result.exit_code == 0, result.output
-    from clearance.runtime import build_token_validator
+    from clearance.compose import build_identity
 
-    validator, _, _ = build_token_validator(Settings())
+    validator = build_identity(Settings()).tokens
     principal = validator.authenticate(result.output.strip())
     assert principal.groups == {"g1"} and principal.has_role("Clearance.Admin")
 

@@ -11,11 +11,10 @@ from fastapi.testclient import TestClient
 
 from acl.groups import UnavailableGroupResolver
 from acl.tokens import TokenValidator
-from api.app import create_app
-from clearance.runtime import Runtime, build_runtime
+from clearance.compose import Runtime, build_api, build_runtime
 from clearance.samples import sample_sources
 from clearance.settings import IndexSettings, Settings
-from retrieval.embedding import SentenceTransformerEmbedder
+from index.embedding import SentenceTransformerEmbedder
 from retrieval.prompts import ABSTAIN_ANSWER
 from tests.conftest import REPO_ROOT
 
@@ -29,9 +28,9 @@ def sample_runtime(
 ) -> Iterator[Runtime]:
     settings = Settings(data_dir=tmp_path_factory.mktemp("samples"), index=IndexSettings(location=":memory:"))
     runtime = build_runtime(settings, embedder=embedder)
-    assert runtime.directory is not None
-    sources = sample_sources(runtime.directory)
-    assert len(sources) == len(runtime.directory.tenant_names)
+    assert runtime.dev is not None
+    sources = sample_sources(runtime.dev.directory)
+    assert len(sources) == len(runtime.dev.directory.tenant_names)
     for source in sources.values():
         job = runtime.pipeline.run(source)
         assert not job.errors, job.errors
@@ -41,12 +40,12 @@ def sample_runtime(
 
 @pytest.fixture(scope="module")
 def sample_client(sample_runtime: Runtime) -> TestClient:
-    return TestClient(create_app(sample_runtime.settings, runtime=sample_runtime))
+    return TestClient(build_api(sample_runtime.settings, runtime=sample_runtime))
 
 
 def headers(runtime: Runtime, user: str) -> dict[str, str]:
-    assert runtime.dev_idp is not None and runtime.directory is not None
-    return {"Authorization": f"Bearer {runtime.dev_idp.mint_for(runtime.directory.user(user))}"}
+    assert runtime.dev is not None
+    return {"Authorization": f"Bearer {runtime.dev.idp.mint_for(runtime.dev.directory.user(user))}"}
 
 
 def sources(client: TestClient, runtime: Runtime, user: str, query: str, top_k: int) -> list[str]:
@@ -106,12 +105,12 @@ def test_answer_depends_on_who_asks(sample_client: TestClient, sample_runtime: R
 
 
 def test_overage_user_without_group_resolution_sees_only_tenant_wide_documents(sample_runtime: Runtime) -> None:
-    assert sample_runtime.directory is not None and sample_runtime.dev_idp is not None
-    frank = sample_runtime.directory.user("frank")
+    assert sample_runtime.dev is not None
+    frank = sample_runtime.dev.directory.user("frank")
     unresolved = TokenValidator(
         policy=sample_runtime.tokens._policy, keys=sample_runtime.tokens._keys, groups=UnavailableGroupResolver()
     )
-    principal = unresolved.authenticate(sample_runtime.dev_idp.mint_for(frank))
+    principal = unresolved.authenticate(sample_runtime.dev.idp.mint_for(frank))
     assert not principal.groups_complete and not principal.groups
     sales = [q for q in QUESTIONS if "frank" in q["visible_to"] and "/sales/" in q["document"]]
     assert sales, "the samples must hold a sales question for the overage user"
@@ -119,7 +118,7 @@ def test_overage_user_without_group_resolution_sees_only_tenant_wide_documents(s
         vector = sample_runtime.embedder.embed_query(question["question"])
         found = {p.source for p in sample_runtime.index.search(principal, vector, top_k=50)}
         assert _relative(question["document"]) not in found
-    resolved = sample_runtime.tokens.authenticate(sample_runtime.dev_idp.mint_for(frank))
+    resolved = sample_runtime.tokens.authenticate(sample_runtime.dev.idp.mint_for(frank))
     assert resolved.groups_complete and len(resolved.groups) > 200
 
 

@@ -17,13 +17,13 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from acl.devidp import DEV_ISSUER_TEMPLATE, DevIdentityProvider
+from acl.dev.idp import DEV_ISSUER_TEMPLATE, DevIdentityProvider
 from acl.groups import UnavailableGroupResolver
 from acl.jwks import JwksKeys
 from acl.principal import tenant_key, user_key
 from acl.tokens import TokenPolicy, TokenValidator
-from clearance.errors import AuthenticationError
-from clearance.runtime import Runtime
+from clearance.compose import Runtime
+from core.errors import AuthenticationError
 from tests.conftest import OTHER_TENANT, TENANT
 
 OID = "c0000000-0000-4000-8000-000000000001"
@@ -145,8 +145,8 @@ def test_groups_claim_that_is_not_a_list_is_rejected(runtime: Runtime, idp: DevI
 
 
 def test_group_overage_is_resolved_through_the_directory(runtime: Runtime, idp: DevIdentityProvider) -> None:
-    assert runtime.directory is not None
-    user = runtime.directory.user("overage")
+    assert runtime.dev is not None
+    user = runtime.dev.directory.user("overage")
     token = idp.mint_for(user)
     assert "groups" not in jwt.decode(token, options={"verify_signature": False})
     principal = runtime.tokens.authenticate(token)
@@ -188,6 +188,7 @@ def jwks_server() -> Iterator[tuple[str, type[_JwksHandler]]]:
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}/keys", handler
     server.shutdown()
+    server.server_close()
 
 
 def test_keys_are_fetched_over_http_and_refetched_on_rotation(

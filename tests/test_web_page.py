@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import STATIC, create_app
-from clearance.runtime import Runtime
+from api.app import STATIC
+from clearance.compose import Runtime, build_api
 from clearance.settings import Mode
 
 PAGE = STATIC / "index.html"
@@ -20,7 +20,7 @@ PAGE = STATIC / "index.html"
 
 @pytest.fixture()
 def client(runtime: Runtime) -> TestClient:
-    return TestClient(create_app(runtime.settings, runtime=runtime))
+    return TestClient(build_api(runtime.settings, runtime=runtime))
 
 
 def test_page_is_served_as_html(client: TestClient) -> None:
@@ -53,7 +53,7 @@ def test_page_inputs_are_labelled(client: TestClient) -> None:
 
 def test_page_falls_back_to_a_pasted_token_without_development_routes(runtime: Runtime) -> None:
     settings = runtime.settings.model_copy(update={"mode": Mode.PRODUCTION})
-    with TestClient(create_app(settings, runtime=runtime)) as prod:
+    with TestClient(build_api(settings, runtime=runtime)) as prod:
         assert prod.get("/").status_code == 200
         users = prod.get("/dev/users")
         assert users.status_code == 404

@@ -1,0 +1,251 @@
+"""The composition root: settings in, wired components out. Nothing else reads settings.
+
+Each entry point builds only what it uses: ``clearance ingest`` needs the
+embedder, the index and the pipeline, never the generator or the token
+validator; ``clearance serve`` builds everything and hands the API its
+capabilities through :class:`api.deps.ApiComponents`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from acl.dev.directory import Directory, DirectoryGroupResolver
+from acl.dev.idp import DEV_ISSUER_TEMPLATE, DevIdentityProvider
+from acl.groups import CachedGroupResolver, GroupResolver, UnavailableGroupResolver
+from acl.jwks import JwksKeys
+from acl.tokens import TokenPolicy, TokenValidator
+from api.app import create_app
+from api.deps import ApiComponents, DevIdentity
+from clearance.settings import GeneratorKind, Mode, Settings
+from index.embedding import SentenceTransformerEmbedder, default_model_path, set_torch_threads
+from index.ports import ChunkIndex, Embedder
+from index.qdrant import QdrantChunkIndex, open_client
+from ingest.jobs import JobStore
+from ingest.parse import parse_document
+from ingest.pipeline import IngestionPipeline
+from ingest.runner import BackgroundJobs
+from ingest.service import IngestionService
+from retrieval.answer import AnswerService
+from retrieval.audit import JsonlAuditSink
+from retrieval.generation.base import AnswerGenerator
+from retrieval.generation.extractive import ExtractiveGenerator
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Indexing:
+    """The ingestion side: embedder, index, job records and the pipeline over them."""
+
+    embedder: Embedder
+    index: ChunkIndex
+    jobs: JobStore
+    pipeline: IngestionPipeline
+
+    def close(self) -> None:
+        self.index.close()
+
+
+@dataclass
+class Identity:
+    """Token validation, and in development mode the directory and the token-minting provider."""
+
+    tokens: TokenValidator
+    dev: DevIdentity | None
+
+
+@dataclass
+class Runtime:
+    """Everything ``clearance serve`` runs; the roof's handle for the CLI, tests and benchmarks.
+
+    Routes never see it: the API receives :class:`ApiComponents` built from it.
+    """
+
+    settings: Settings
+    indexing: Indexing
+    identity: Identity
+    answers: AnswerService
+    ingestion: IngestionService
+
+    @property
+    def embedder(self) -> Embedder:
+        return self.indexing.embedder
+
+    @property
+    def index(self) -> ChunkIndex:
+        return self.indexing.index
+
+    @property
+    def pipeline(self) -> IngestionPipeline:
+        return self.indexing.pipeline
+
+    @property
+    def jobs(self) -> JobStore:
+        return self.indexing.jobs
+
+    @property
+    def tokens(self) -> TokenValidator:
+        return self.identity.tokens
+
+    @property
+    def dev(self) -> DevIdentity | None:
+        return self.identity.dev
+
+    def api_components(self, *, mode: Mode | None = None) -> ApiComponents:
+        """The API's capabilities; development routes only when ``mode`` (default: the settings') allows."""
+        development = (mode or self.settings.mode) is Mode.DEVELOPMENT
+        return ApiComponents(
+            authenticator=self.identity.tokens,
+            answers=self.answers,
+            ingestion=self.ingestion,
+            readiness=self.indexing.index.ping,
+            admin_role=self.settings.auth.admin_role,
+            dev=self.identity.dev if development else None,
+        )
+
+    def close(self) -> None:
+        self.ingestion.close()
+        self.indexing.close()
+
+
+def build_embedder(settings: Settings) -> Embedder:
+    set_torch_threads(settings.embedding.threads)
+    return SentenceTransformerEmbedder(
+        model_path=settings.embedding.model_path or default_model_path(),
+        batch_size=settings.embedding.batch_size,
+    )
+
+
+def build_generator(settings: Settings, *, extractive: ExtractiveGenerator) -> AnswerGenerator:
+    config = settings.generator
+    if config.kind is GeneratorKind.LLAMA_CPP:
+        from retrieval.generation.llama_cpp import LlamaCppGenerator
+
+        if config.model_path is None:
+            raise ValueError("CLEARANCE_GENERATOR__MODEL_PATH must name a GGUF file for the llama_cpp generator")
+        return LlamaCppGenerator(model_path=config.model_path, threads=config.threads, max_tokens=config.max_tokens)
+    if config.kind is GeneratorKind.OPENAI:
+        from retrieval.generation.openai_compatible import OpenAICompatibleGenerator
+
+        if not config.model:
+            raise ValueError("CLEARANCE_GENERATOR__MODEL must name the model for the openai generator")
+        return OpenAICompatibleGenerator(
+            base_url=config.base_url,
+            api_key=config.api_key,
+            model=config.model,
+            timeout_seconds=config.timeout_seconds,
+            max_tokens=config.max_tokens,
+        )
+    return extractive
+
+
+def build_index(settings: Settings, *, dimension: int) -> ChunkIndex:
+    location = settings.index_location
+    if location != ":memory:" and not location.startswith(("http://", "https://")):
+        Path(location).mkdir(parents=True, exist_ok=True)
+    index = QdrantChunkIndex(
+        client=open_client(location, api_key=settings.index.api_key, timeout=settings.index.timeout_seconds),
+        collection=settings.index.collection,
+        dimension=dimension,
+    )
+    index.ensure_schema()
+    return index
+
+
+def build_indexing(settings: Settings, *, embedder: Embedder | None = None) -> Indexing:
+    """What ingestion needs, and no more (no generator, no keys)."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    embedder = embedder or build_embedder(settings)
+    index = build_index(settings, dimension=embedder.dimension)
+    jobs = JobStore(root=settings.jobs_dir)
+    pipeline = IngestionPipeline(
+        index=index,
+        embedder=embedder,
+        jobs=jobs,
+        parser=parse_document,
+        max_chunk_chars=settings.ingest.max_chunk_chars,
+    )
+    return Indexing(embedder=embedder, index=index, jobs=jobs, pipeline=pipeline)
+
+
+def load_directory(settings: Settings) -> Directory:
+    return Directory.load(settings.users_file)
+
+
+def build_dev_identity(settings: Settings, *, directory: Directory | None = None) -> DevIdentity:
+    """The development directory and its token-minting provider (development mode only)."""
+    if settings.mode is not Mode.DEVELOPMENT:
+        raise ValueError("development identities exist only in development mode (CLEARANCE_MODE=development)")
+    return DevIdentity(
+        directory=directory or load_directory(settings),
+        idp=DevIdentityProvider(key_dir=settings.dev_idp_dir, audience=settings.auth.audiences[0]),
+    )
+
+
+def build_identity(settings: Settings) -> Identity:
+    auth = settings.auth
+    dev: DevIdentity | None = None
+    resolver: GroupResolver = UnavailableGroupResolver()  # Microsoft Graph resolution is configured later
+    issuer_templates = tuple(auth.issuer_templates)
+    jwks_url = auth.jwks_url
+    allowed = set(auth.allowed_tenants)
+    if settings.mode is Mode.DEVELOPMENT:
+        dev = build_dev_identity(settings)
+        resolver = DirectoryGroupResolver(directory=dev.directory)
+        # Same validation code, different issuer and key set: that is all "development" changes.
+        issuer_templates, jwks_url = (DEV_ISSUER_TEMPLATE,), dev.idp.jwks_url
+        allowed = allowed or set(dev.directory.tenant_names)
+    policy = TokenPolicy(
+        audiences=tuple(auth.audiences),
+        issuer_templates=issuer_templates,
+        allowed_tenants=frozenset(allowed),
+        leeway_seconds=auth.leeway_seconds,
+    )
+    cached = CachedGroupResolver(inner=resolver, ttl_seconds=auth.group_cache_ttl_seconds)
+    return Identity(tokens=TokenValidator(policy=policy, keys=JwksKeys(url=jwks_url), groups=cached), dev=dev)
+
+
+def build_answers(settings: Settings, *, indexing: Indexing) -> AnswerService:
+    extractive = ExtractiveGenerator()
+    return AnswerService(
+        index=indexing.index,
+        embedder=indexing.embedder,
+        generator=build_generator(settings, extractive=extractive),
+        fallback=extractive,
+        top_k=settings.retrieval.top_k,
+        min_score=settings.retrieval.min_score,
+        audit=JsonlAuditSink(path=settings.data_dir / "audit" / "answers.jsonl"),
+    )
+
+
+def build_ingestion(settings: Settings, *, indexing: Indexing) -> IngestionService:
+    return IngestionService(
+        runner=BackgroundJobs(pipeline=indexing.pipeline, jobs=indexing.jobs),
+        jobs=indexing.jobs,
+        allowed_roots=settings.ingest.allowed_roots,
+    )
+
+
+def build_runtime(settings: Settings, *, embedder: Embedder | None = None) -> Runtime:
+    """Everything the server runs."""
+    indexing = build_indexing(settings, embedder=embedder)
+    return Runtime(
+        settings=settings,
+        indexing=indexing,
+        identity=build_identity(settings),
+        answers=build_answers(settings, indexing=indexing),
+        ingestion=build_ingestion(settings, indexing=indexing),
+    )
+
+
+def build_api(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI:
+    """The HTTP app; pass ``runtime`` to share already-loaded components (tests, benchmarks)."""
+    if runtime is not None:
+        return create_app(runtime.api_components(mode=settings.mode))
+    owned = build_runtime(settings)
+    return create_app(owned.api_components(), on_shutdown=owned.close)

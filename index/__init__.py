@@ -1,0 +1,1 @@
+"""The index floor: ports (ChunkIndex, Embedder) and their implementations."""

@@ -1,0 +1,99 @@
+"""The two ports of the index floor: a chunk index and an embedder.
+
+Ingestion and answering depend on these protocols, never on an implementation,
+so a second index (Qdrant's in-process engine, a server-only path) plugs in
+without touching either. Every implementation keeps one promise: the only query
+method takes a :class:`Principal`, and the security filter built by
+:func:`acl.index_filter.security_filter` is applied inside the query.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from qdrant_client import models
+
+from acl.access import AccessList
+from acl.principal import Principal
+from core.records import ChunkDraft, DocumentMeta, DocumentState, Passage
+
+
+@dataclass(frozen=True, slots=True)
+class IndexedDocument:
+    """A document ready to be written: metadata, ACL, chunks and their vectors."""
+
+    meta: DocumentMeta
+    acl: AccessList
+    chunks: tuple[ChunkDraft, ...]
+    vectors: tuple[tuple[float, ...], ...]
+
+
+class Embedder(Protocol):
+    """Turns texts into unit-length vectors of a fixed dimension."""
+
+    @property
+    def dimension(self) -> int: ...
+
+    def embed_documents(self, texts: Sequence[str]) -> list[list[float]]: ...
+
+    def embed_query(self, text: str) -> list[float]: ...
+
+
+class ChunkIndex(Protocol):
+    """Chunks with their ACLs; searched only through a caller's security filter."""
+
+    def ensure_schema(self) -> None:
+        """Create the collection and its payload indexes if they are missing."""
+        ...
+
+    def ping(self) -> None:
+        """Raise IndexUnavailableError when the index cannot answer."""
+        ...
+
+    def replace_document(self, document: IndexedDocument) -> None:
+        """Write a document's chunks, replacing any earlier version without a mixed view."""
+        ...
+
+    def stage_document(self, document: IndexedDocument) -> str:
+        """Write a new version's chunks ``staged`` (invisible to every search); returns the version."""
+        ...
+
+    def publish(self, doc_id: str, version: str) -> None:
+        """Delete every other version of the document, then make ``version`` live."""
+        ...
+
+    def update_acl(self, doc_id: str, acl: AccessList) -> None:
+        """Rewrite the ACL of every chunk of a document, without re-embedding."""
+        ...
+
+    def delete_document(self, doc_id: str) -> None: ...
+
+    def document_states(self, *, tenant_id: str, source_id: str) -> dict[str, DocumentState]:
+        """The live documents of one source, keyed by path (an admin read, no ACL filter)."""
+        ...
+
+    def chunk_ids(self, doc_id: str) -> set[str]:
+        """Ids of every stored chunk of a document, staged or live (an admin read)."""
+        ...
+
+    def stored_acl(self, doc_id: str) -> AccessList | None:
+        """The ACL stored on a document's chunks (admin read for explain-access and tests)."""
+        ...
+
+    def search(
+        self,
+        principal: Principal,
+        vector: list[float],
+        *,
+        top_k: int,
+        min_score: float | None = None,
+        narrowing: models.Filter | None = None,
+    ) -> list[Passage]:
+        """The ``top_k`` chunks nearest to ``vector`` among those ``principal`` may read."""
+        ...
+
+    def count(self, *, live_only: bool = True) -> int: ...
+
+    def close(self) -> None: ...

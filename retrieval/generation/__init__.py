@@ -1,0 +1,1 @@
+"""Answer generators behind one port: extractive (no model), llama.cpp, OpenAI-compatible."""

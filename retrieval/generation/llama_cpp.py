@@ -1,0 +1,94 @@
+"""A local GGUF model run in-process by llama.cpp.
+
+It renders the versioned prompt and constrains decoding with a grammar that
+only admits sentences ending in a valid ``[n].`` citation, or the fixed
+abstention sentence: small local models cite reliably only when they cannot do
+otherwise.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from core.cancel import Cancellation
+from core.errors import GenerationError
+from core.records import Passage
+from retrieval.prompts import ABSTAIN_ANSWER, GROUNDED_ANSWER_V1, PromptTemplate, chat_messages
+
+
+def citation_grammar(passage_count: int, *, max_sentences: int = 4) -> str:
+    """GBNF: 1..max_sentences sentences, each ending in ``[n].`` with 1 <= n <= passage_count."""
+    numbers = " | ".join(f'"{n}"' for n in range(1, passage_count + 1))
+    abstain = ABSTAIN_ANSWER.replace('"', '\\"')
+    return "\n".join(
+        [
+            "root ::= abstain | answer",
+            f'abstain ::= "{abstain}"',
+            f'answer ::= sentence (" " sentence){{0,{max_sentences - 1}}}',
+            'sentence ::= [A-Za-z0-9"(] body " [" cite "]."',
+            # No sentence end inside a sentence; a full stop only between digits (55.50).
+            'body ::= ([^\\[\\]\\n.!?] | [0-9] "." [0-9]){4,300}',
+            f"cite ::= {numbers}",
+        ]
+    )
+
+
+class LlamaCppGenerator:
+    """A GGUF model run in-process by llama.cpp."""
+
+    def __init__(
+        self,
+        *,
+        model_path: Path,
+        threads: int = 2,
+        context_tokens: int = 4096,
+        max_tokens: int = 256,
+        prompt: PromptTemplate = GROUNDED_ANSWER_V1,
+        use_grammar: bool = True,
+    ) -> None:
+        if not model_path.is_file():
+            raise GenerationError(f"model file not found: {model_path}")
+        from llama_cpp import Llama
+
+        self._llama = Llama(model_path=str(model_path), n_ctx=context_tokens, n_threads=threads, verbose=False)
+        self._max_tokens = max_tokens
+        self._prompt = prompt
+        self._use_grammar = use_grammar
+        self._name = f"llama.cpp:{model_path.name}"
+        self._lock = threading.Lock()  # one llama.cpp context serves one request at a time
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def generate(
+        self,
+        *,
+        question: str,
+        passages: Sequence[Passage],
+        history: Sequence[tuple[str, str]] = (),
+        cancel: Cancellation | None = None,
+    ) -> Iterator[str]:
+        from llama_cpp.llama_grammar import LlamaGrammar
+
+        messages: Any = chat_messages(self._prompt, question=question, passages=passages, history=history)
+        grammar = (
+            LlamaGrammar.from_string(citation_grammar(len(passages)), verbose=False) if self._use_grammar else None
+        )
+        with self._lock:
+            try:
+                stream = self._llama.create_chat_completion(
+                    messages=messages, grammar=grammar, stream=True, max_tokens=self._max_tokens, temperature=0.0
+                )
+                for chunk in stream:
+                    if cancel is not None and cancel.cancelled:
+                        break  # leaving the loop closes the stream and releases the lock
+                    delta: Any = chunk["choices"][0]["delta"]  # type: ignore[index]
+                    piece = delta.get("content") if isinstance(delta, dict) else None
+                    if isinstance(piece, str) and piece:
+                        yield piece
+            except (RuntimeError, ValueError) as exc:
+                raise GenerationError(f"llama.cpp failed: {type(exc).__name__}") from exc
