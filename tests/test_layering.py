@@ -11,7 +11,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_dependencies_point_from_the_roof_to_the_floor() -> None:
-    """import-linter checks the contract in pyproject.toml (clearance > api > retrieval | ingest > index > acl > core)."""
+    """import-linter checks the layers contract in pyproject.toml (roof to floor, ingest and retrieval peers)."""
     linter = Path(sys.executable).with_name("lint-imports")
     completed = subprocess.run([str(linter)], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-2000:]
