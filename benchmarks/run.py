@@ -177,7 +177,7 @@ def main() -> None:
             samples[runtime.dev.directory.tenant_domains[tenant_id]] = measure_ingestion(runtime, source)
         report["ingest_sample_corpus"] = samples
         tenant_id = next(iter(runtime.dev.directory.tenant_domains))
-        groups = [f"bench-{n:03d}" for n in range(50)]
+        groups = [f"b0000000-0000-4000-8000-{n:012d}" for n in range(50)]
         synthetic_root = Path(scratch) / "synthetic"
         write_synthetic(synthetic_root, args.synthetic_docs, groups, rng)
         report["ingest_synthetic"] = measure_ingestion(

@@ -22,6 +22,10 @@ SHARED_DATA = Path(os.environ.get("CLEARANCE_SHARED_DATA", REPO_ROOT.parent / "s
 
 TENANT = "d1f72fea-086f-4448-9dce-2f71deb8ef72"
 OTHER_TENANT = "d397c693-4a32-47ad-9ee4-9ad621108730"
+# Entra object ids are GUIDs; tests use recognisable ones.
+G1 = "c1000000-0000-4000-8000-000000000001"
+G2 = "c2000000-0000-4000-8000-000000000002"
+G_FINANCE = "c3000000-0000-4000-8000-000000000003"
 
 
 @pytest.fixture(scope="session")
@@ -54,7 +58,7 @@ def write_users(path: Path) -> Path:
                 "display_name": "Olga Overage",
                 "tenant": TENANT,
                 "oid": "a0000000-0000-4000-8000-000000000002",
-                "groups": ["g-finance"] + [f"g-dl-{i:03d}" for i in range(230)],
+                "groups": [G_FINANCE] + [f"d1000000-0000-4000-8000-{i:012d}" for i in range(230)],
                 "roles": [],
                 "guest": False,
             },

@@ -28,9 +28,9 @@ from retrieval.generation.llama_cpp import LlamaCppGenerator, citation_grammar
 from retrieval.generation.openai_compatible import OpenAICompatibleGenerator
 from retrieval.prompts import ABSTAIN_ANSWER
 from retrieval.records import AnswerOutcome, ReplaceEvent, ResultEvent, TokenEvent
-from tests.conftest import TENANT, write_acl, write_doc
+from tests.conftest import G1, TENANT, write_acl, write_doc
 
-READER = Principal(tenant_id=TENANT, object_id="f0000000-0000-4000-8000-000000000001", groups=frozenset({"g1"}))
+READER = Principal(tenant_id=TENANT, object_id="f0000000-0000-4000-8000-000000000001", groups=frozenset({G1}))
 OUTSIDER = Principal(tenant_id=TENANT, object_id="f0000000-0000-4000-8000-000000000002")
 
 
@@ -44,7 +44,7 @@ def policy_runtime(runtime: Runtime, tmp_path: Path) -> Runtime:
         "Hotels are capped at 160 EUR per night.",
     )
     write_doc(docs, "holidays.md", "# Holidays\n\nThe office is closed on 24 December and 31 December.")
-    write_acl(docs, allow=["group:g1"])
+    write_acl(docs, allow=[f"group:{G1}"])
     runtime.pipeline.run(FilesystemSource(root=docs, tenant_id=TENANT))
     return runtime
 

@@ -16,9 +16,9 @@ from core.records import ChunkDraft, DocumentMeta
 from index.ports import IndexedDocument
 from ingest.jobs import FileOutcome, JobStatus
 from ingest.source import FilesystemSource
-from tests.conftest import TENANT, write_acl, write_doc
+from tests.conftest import G1, TENANT, write_acl, write_doc
 
-READER = Principal(tenant_id=TENANT, object_id="d0000000-0000-4000-8000-000000000001", groups=frozenset({"g1"}))
+READER = Principal(tenant_id=TENANT, object_id="d0000000-0000-4000-8000-000000000001", groups=frozenset({G1}))
 
 
 def _version_text(marker: str) -> str:
@@ -41,7 +41,7 @@ def docs(tmp_path: Path) -> Path:
 def test_rerun_without_changes_skips_every_file(runtime: Runtime, docs: Path) -> None:
     write_doc(docs, "a.md", "# A\n\nAlpha text.")
     write_doc(docs, "b.md", "# B\n\nBeta text.")
-    write_acl(docs, allow=["group:g1"])
+    write_acl(docs, allow=[f"group:{G1}"])
     first = runtime.pipeline.run(_source(docs))
     second = runtime.pipeline.run(_source(docs))
     assert first.counts[FileOutcome.ADDED.value] == 2
@@ -51,7 +51,7 @@ def test_rerun_without_changes_skips_every_file(runtime: Runtime, docs: Path) ->
 
 def test_content_change_replaces_all_chunks_of_the_document(runtime: Runtime, docs: Path) -> None:
     doc = write_doc(docs, "guide.md", _version_text("alpha"))
-    write_acl(docs, allow=["group:g1"])
+    write_acl(docs, allow=[f"group:{G1}"])
     runtime.pipeline.run(_source(docs))
     doc.write_text(_version_text("beta"), encoding="utf-8")
     job = runtime.pipeline.run(_source(docs))
@@ -63,7 +63,7 @@ def test_content_change_replaces_all_chunks_of_the_document(runtime: Runtime, do
 
 def test_searches_during_replacement_never_see_old_and_new_chunks_mixed(runtime: Runtime, docs: Path) -> None:
     doc = write_doc(docs, "guide.md", _version_text("alpha"))
-    write_acl(docs, allow=["group:g1"])
+    write_acl(docs, allow=[f"group:{G1}"])
     runtime.pipeline.run(_source(docs))
     vector = runtime.embedder.embed_query("rollout step")
     mixed: list[set[str]] = []
@@ -92,7 +92,7 @@ def test_searches_during_replacement_never_see_old_and_new_chunks_mixed(runtime:
 
 def test_staged_chunks_are_invisible_to_search(runtime: Runtime, docs: Path) -> None:
     write_doc(docs, "guide.md", _version_text("alpha"))
-    write_acl(docs, allow=["group:g1"])
+    write_acl(docs, allow=[f"group:{G1}"])
     runtime.pipeline.run(_source(docs))
     vector = runtime.embedder.embed_query("rollout")
     live = [p.text for p in runtime.index.search(READER, vector, top_k=10)]
@@ -111,7 +111,7 @@ def test_staged_chunks_are_invisible_to_search(runtime: Runtime, docs: Path) -> 
             content_hash="f" * 64,
             modified_at=0.0,
         ),
-        acl=AccessList(allow=frozenset({group_key(TENANT, "g1")})),
+        acl=AccessList(allow=frozenset({group_key(TENANT, G1)})),
         chunks=(ChunkDraft(text="Staged rollout text.", section=None, page=None, page_name=None),),
         vectors=(tuple(vector),),
     )
@@ -125,7 +125,7 @@ def test_unparseable_file_is_an_error_line_not_a_failed_job(runtime: Runtime, do
     write_doc(docs, "good.md", "# Good\n\nReadable text.")
     (docs / "broken.docx").write_bytes(b"PK\x03\x04 this is not really a docx")
     (docs / "tool.exe").write_bytes(b"MZ\x90\x00")
-    write_acl(docs, allow=["group:g1"])
+    write_acl(docs, allow=[f"group:{G1}"])
     job = runtime.pipeline.run(_source(docs))
     assert job.status is JobStatus.COMPLETED_WITH_ERRORS
     assert job.counts[FileOutcome.ADDED.value] == 1
@@ -136,7 +136,7 @@ def test_unparseable_file_is_an_error_line_not_a_failed_job(runtime: Runtime, do
 
 def test_file_that_stops_parsing_loses_its_stale_chunks(runtime: Runtime, docs: Path) -> None:
     doc = write_doc(docs, "notes.md", "# Notes\n\nThe launch code word is Heron.")
-    write_acl(docs, allow=["group:g1"])
+    write_acl(docs, allow=[f"group:{G1}"])
     runtime.pipeline.run(_source(docs))
     doc.write_bytes(b"")
     job = runtime.pipeline.run(_source(docs))
@@ -204,7 +204,7 @@ def test_cli_dev_token_is_accepted_by_the_validator(cli_env: Path, runtime: Runt
             "--tid",
             TENANT,
             "--group",
-            "g1",
+            G1,
             "--role",
             "Clearance.Admin",
         ],
@@ -214,7 +214,7 @@ def test_cli_dev_token_is_accepted_by_the_validator(cli_env: Path, runtime: Runt
 
     validator = build_identity(Settings()).tokens
     principal = validator.authenticate(result.output.strip())
-    assert principal.groups == {"g1"} and principal.has_role("Clearance.Admin")
+    assert principal.groups == {G1} and principal.has_role("Clearance.Admin")
 
 
 def test_symlink_out_of_the_source_tree_is_not_ingested(runtime: Runtime, docs: Path, tmp_path: Path) -> None:

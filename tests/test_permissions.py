@@ -23,7 +23,7 @@ from ingest.source import FilesystemSource
 from tests.conftest import OTHER_TENANT, TENANT, write_acl, write_doc
 
 ALICE, GRACE, DENIED, LEAD, GUEST = (f"b0000000-0000-4000-8000-00000000000{i}" for i in range(1, 6))
-FIN, ENG, LEADS, ATLAS = "g-fin", "g-eng", "g-leads", "g-atlas"
+FIN, ENG, LEADS, ATLAS = (f"e{i}000000-0000-4000-8000-00000000000{i}" for i in range(1, 5))
 
 
 def build_corpus(root: Path) -> Path:

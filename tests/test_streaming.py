@@ -22,6 +22,7 @@ from clearance.compose import Runtime
 from retrieval.answer import AnswerService
 from retrieval.generation.extractive import ExtractiveGenerator
 from retrieval.generation.llama_cpp import LlamaCppGenerator
+from tests.conftest import G1
 from tests.test_generators import _smollm2, policy_runtime  # noqa: F401  (fixture)
 
 
@@ -61,7 +62,7 @@ def test_client_disconnect_stops_generation_and_releases_the_model(
 ) -> None:
     url, generator, runtime = served
     assert runtime.dev is not None
-    token = runtime.dev.idp.mint(tenant_id=runtime.dev.directory.users[0].tenant, object_id=READER_OID, groups=["g1"])
+    token = runtime.dev.idp.mint(tenant_id=runtime.dev.directory.users[0].tenant, object_id=READER_OID, groups=[G1])
     body = {"question": "Write a very long story about the Berlin per diem, the hotels and the trains.", "stream": True}
     with (
         httpx.Client(timeout=60) as client,

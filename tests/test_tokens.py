@@ -24,7 +24,7 @@ from acl.principal import tenant_key, user_key
 from acl.tokens import TokenPolicy, TokenValidator
 from clearance.compose import Runtime
 from core.errors import AuthenticationError
-from tests.conftest import OTHER_TENANT, TENANT
+from tests.conftest import G1, G2, G_FINANCE, OTHER_TENANT, TENANT
 
 OID = "c0000000-0000-4000-8000-000000000001"
 NOT_ALLOWED_TENANT = "e0000000-0000-4000-8000-0000000000ff"
@@ -35,7 +35,7 @@ def _b64(data: bytes) -> str:
 
 
 def _claims(idp: DevIdentityProvider, **overrides: Any) -> dict[str, Any]:
-    token = idp.mint(tenant_id=TENANT, object_id=OID, groups=["g1"])
+    token = idp.mint(tenant_id=TENANT, object_id=OID, groups=[G1])
     claims: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
     claims.update(overrides)
     return claims
@@ -48,10 +48,10 @@ def _rejects(runtime: Runtime, token: str) -> str:
 
 
 def test_valid_token_yields_tenant_qualified_principal(runtime: Runtime, idp: DevIdentityProvider) -> None:
-    token = idp.mint(tenant_id=TENANT, object_id=OID, groups=["g1", "g2"], roles=["Clearance.Admin"], name="Ann")
+    token = idp.mint(tenant_id=TENANT, object_id=OID, groups=[G1, G2], roles=["Clearance.Admin"], name="Ann")
     principal = runtime.tokens.authenticate(token)
     assert (principal.tenant_id, principal.object_id, principal.name) == (TENANT, OID, "Ann")
-    assert principal.groups == {"g1", "g2"} and principal.roles == {"Clearance.Admin"}
+    assert principal.groups == {G1, G2} and principal.roles == {"Clearance.Admin"}
     assert {user_key(TENANT, OID), tenant_key(TENANT)} <= principal.access_keys()
 
 
@@ -141,7 +141,7 @@ def test_malformed_token_is_rejected(runtime: Runtime, token: str) -> None:
 
 
 def test_groups_claim_that_is_not_a_list_is_rejected(runtime: Runtime, idp: DevIdentityProvider) -> None:
-    assert "groups" in _rejects(runtime, _signed(idp, groups="g1"))
+    assert "groups" in _rejects(runtime, _signed(idp, groups=G1))
 
 
 def test_group_overage_is_resolved_through_the_directory(runtime: Runtime, idp: DevIdentityProvider) -> None:
@@ -150,7 +150,7 @@ def test_group_overage_is_resolved_through_the_directory(runtime: Runtime, idp: 
     token = idp.mint_for(user)
     assert "groups" not in jwt.decode(token, options={"verify_signature": False})
     principal = runtime.tokens.authenticate(token)
-    assert principal.groups_complete and "g-finance" in principal.groups and len(principal.groups) == 231
+    assert principal.groups_complete and G_FINANCE in principal.groups and len(principal.groups) == 231
 
 
 def test_group_overage_with_failed_resolution_keeps_only_user_and_tenant(
