@@ -11,20 +11,27 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-# Entra ids are GUIDs; the development directory uses the same shape. Anything
-# else in an id is rejected so that a key can never smuggle a separator.
-_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+# Entra tenant, user and group ids are GUIDs. Ids are compared in one canonical
+# form, lower case, on both sides (manifests, tokens, the directory), so an
+# upper-case deny can never be silently ignored. Anything that is not a GUID is
+# rejected, so that a key can never smuggle a separator.
+_GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
-def is_valid_id(value: str) -> bool:
-    """True for a tenant, user or group id we accept (GUID-like, no separators)."""
-    return bool(_ID_PATTERN.fullmatch(value))
+def is_valid_id(value: object) -> bool:
+    """True for a tenant, user or group id we accept: a GUID, in any letter case."""
+    return isinstance(value, str) and bool(_GUID.fullmatch(value.lower()))
+
+
+def normalize_id(value: str, what: str = "object") -> str:
+    """The canonical (lower-case) form of a GUID id; ValueError for anything else."""
+    if not is_valid_id(value):
+        raise ValueError(f"invalid {what} id (expected a GUID): {value!r}")
+    return value.lower()
 
 
 def _require_id(value: str, what: str) -> str:
-    if not is_valid_id(value):
-        raise ValueError(f"invalid {what} id: {value!r}")
-    return value
+    return normalize_id(value, what)
 
 
 def user_key(tenant_id: str, object_id: str) -> str:
@@ -60,10 +67,10 @@ class Principal:
     name: str | None = None
 
     def __post_init__(self) -> None:
-        _require_id(self.tenant_id, "tenant")
-        _require_id(self.object_id, "user")
-        for group in self.groups:
-            _require_id(group, "group")
+        # Frozen: normalise through object.__setattr__, once, at construction.
+        object.__setattr__(self, "tenant_id", _require_id(self.tenant_id, "tenant"))
+        object.__setattr__(self, "object_id", _require_id(self.object_id, "user"))
+        object.__setattr__(self, "groups", frozenset(_require_id(group, "group") for group in self.groups))
 
     def access_keys(self) -> frozenset[str]:
         """Every access-list key this caller holds.
