@@ -16,6 +16,7 @@ COPY samples samples
 # CPU-only wheel index to keep the image small; the default index carries the CUDA build.
 ARG PIP_EXTRA_INDEX_URL=""
 RUN pip install --no-cache-dir torch==2.13.0 && pip install --no-cache-dir .
-ENV HF_HUB_OFFLINE=1 CLEARANCE_SERVER__HOST=0.0.0.0
+# Production mode: only the configured Entra ID issuers are trusted, and no development routes exist.
+ENV HF_HUB_OFFLINE=1 CLEARANCE_MODE=production CLEARANCE_SERVER__HOST=0.0.0.0
 EXPOSE 8000
 CMD ["clearance", "serve"]

@@ -9,7 +9,10 @@ identity.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TypeGuard
 
 # Entra tenant, user and group ids are GUIDs. Ids are compared in one canonical
 # form, lower case, on both sides (manifests, tokens, the directory), so an
@@ -18,7 +21,7 @@ from dataclasses import dataclass, field
 _GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
-def is_valid_id(value: object) -> bool:
+def is_valid_id(value: object) -> TypeGuard[str]:
     """True for a tenant, user or group id we accept: a GUID, in any letter case."""
     return isinstance(value, str) and bool(_GUID.fullmatch(value.lower()))
 
@@ -49,13 +52,28 @@ def tenant_key(tenant_id: str) -> str:
     return f"tenant:{_require_id(tenant_id, 'tenant')}"
 
 
+class NarrowingReason(StrEnum):
+    """Why a caller holds fewer keys than the token alone would suggest.
+
+    Each reason is a fail-closed reading of an uncertain claim; the API tells the
+    caller about it so that a missing answer is not mistaken for a missing document.
+    """
+
+    #: ``acct`` was absent or malformed: member or guest cannot be told, so guest.
+    GUEST_STATUS_UNKNOWN = "guest_status_unknown"
+    #: the token signalled group overage and the groups could not be resolved.
+    GROUP_RESOLUTION_FAILED = "group_resolution_failed"
+
+
 @dataclass(frozen=True, slots=True)
 class Principal:
     """A caller after authentication: identity, groups and roles, nothing else.
 
-    ``groups_complete`` is False when the token signalled group overage and the
-    groups could not be resolved; the caller then holds only the user and
-    tenant keys (fail closed: narrower, never wider).
+    ``narrowed`` lists why this caller's keys are narrower than they might be
+    (fail closed: narrower, never wider). ``GUEST_STATUS_UNKNOWN`` always
+    reads as a guest, whatever ``guest`` was given; ``GROUP_RESOLUTION_FAILED``
+    means the caller holds only the groups that could be established (none
+    after an unresolved overage).
     """
 
     tenant_id: str
@@ -63,7 +81,7 @@ class Principal:
     groups: frozenset[str] = field(default_factory=frozenset)
     roles: frozenset[str] = field(default_factory=frozenset)
     guest: bool = False
-    groups_complete: bool = True
+    narrowed: frozenset[NarrowingReason] = field(default_factory=frozenset)
     name: str | None = None
 
     def __post_init__(self) -> None:
@@ -71,6 +89,16 @@ class Principal:
         object.__setattr__(self, "tenant_id", _require_id(self.tenant_id, "tenant"))
         object.__setattr__(self, "object_id", _require_id(self.object_id, "user"))
         object.__setattr__(self, "groups", frozenset(_require_id(group, "group") for group in self.groups))
+        object.__setattr__(self, "roles", frozenset(self.roles))
+        narrowed = _narrowing_reasons(self.narrowed)
+        object.__setattr__(self, "narrowed", narrowed)
+        if NarrowingReason.GUEST_STATUS_UNKNOWN in narrowed:
+            object.__setattr__(self, "guest", True)  # unknown status is the guest reading, by construction
+
+    @property
+    def groups_complete(self) -> bool:
+        """False when group membership could not be fully resolved (kept for existing callers)."""
+        return NarrowingReason.GROUP_RESOLUTION_FAILED not in self.narrowed
 
     def access_keys(self) -> frozenset[str]:
         """Every access-list key this caller holds.
@@ -85,3 +113,10 @@ class Principal:
 
     def has_role(self, role: str) -> bool:
         return role in self.roles
+
+
+def _narrowing_reasons(values: Iterable[str]) -> frozenset[NarrowingReason]:
+    """A frozen set of reasons; ValueError for anything that is not one."""
+    if isinstance(values, str):
+        raise ValueError("narrowed must be a collection of NarrowingReason, not a string")
+    return frozenset(NarrowingReason(value) for value in values)

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse, JSONResponse
 
 from api.deps import ApiComponents
+from api.limits import RequestLimits
 from api.problems import install_problem_handlers, problem
 from api.routes import admin, answers, dev
 from core.errors import ClearanceError
@@ -39,8 +40,17 @@ def create_app(components: ApiComponents, *, on_shutdown: Callable[[], None] | N
         description="Permission-aware answers over enterprise documents. Every route but health needs "
         "`Authorization: Bearer <Entra ID access token>`.",
         lifespan=lifespan,
+        docs_url="/docs" if components.docs else None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if components.docs else None,
     )
     app.state.components = components
+    app.add_middleware(
+        RequestLimits,
+        authenticate=components.authenticator.authenticate,
+        max_body_bytes=components.bounds.max_body_bytes,
+        body_timeout_seconds=components.bounds.body_timeout_seconds,
+    )
     install_problem_handlers(app)
     app.include_router(answers.router)
     app.include_router(admin.router)

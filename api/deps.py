@@ -18,6 +18,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from acl.dev.directory import Directory
 from acl.dev.idp import DevIdentityProvider
 from acl.principal import Principal
+from api.limits import PRINCIPAL_SCOPE_KEY
 from core.errors import AuthenticationError, AuthorizationError, NotFoundError
 from ingest.service import IngestionService
 from retrieval.answer import AnswerService
@@ -38,6 +39,14 @@ class DevIdentity:
 
 
 @dataclass(frozen=True, slots=True)
+class HttpBounds:
+    """Limits every request obeys before route code runs (see :mod:`api.limits`)."""
+
+    max_body_bytes: int = 1_048_576
+    body_timeout_seconds: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
 class ApiComponents:
     """The capabilities the HTTP API is built from."""
 
@@ -47,6 +56,8 @@ class ApiComponents:
     readiness: Callable[[], None]  # raises IndexUnavailableError when the index cannot answer
     admin_role: str
     dev: DevIdentity | None = None
+    docs: bool = False  # serve /docs and /openapi.json
+    bounds: HttpBounds = HttpBounds()
 
 
 _bearer = HTTPBearer(auto_error=False, description="A Microsoft Entra ID access token (or a development token)")
@@ -76,6 +87,9 @@ def current_principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
+    validated = request.scope.get("state", {}).get(PRINCIPAL_SCOPE_KEY)
+    if isinstance(validated, Principal):
+        return validated  # the request-limits middleware validated this token before reading the body
     if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
         raise AuthenticationError("missing bearer token")
     return components_of(request).authenticator.authenticate(credentials.credentials)

@@ -11,6 +11,7 @@ from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from acl.principal import Principal
 from core.records import Passage
 from ingest.jobs import JobRecord
 from retrieval.citations import snippet
@@ -48,8 +49,21 @@ class SearchHit(BaseModel):
         )
 
 
+class AccessOut(BaseModel):
+    """Whether the caller's principals were narrowed (fail closed) and why; answers may then be incomplete."""
+
+    narrowed: bool
+    reasons: list[str] = Field(description="group_resolution_failed, guest_status_unknown")
+
+    @classmethod
+    def of(cls, principal: Principal) -> Self:
+        reasons = sorted(str(reason) for reason in principal.narrowed)
+        return cls(narrowed=bool(reasons), reasons=reasons)
+
+
 class SearchResponse(BaseModel):
     results: list[SearchHit]
+    access: AccessOut
 
 
 class Role(StrEnum):
@@ -89,10 +103,21 @@ class ChatResponse(BaseModel):
     generator: str
     prompt: str
     timings_ms: dict[str, float]
+    access: AccessOut
 
     @classmethod
-    def of(cls, result: AnswerResult) -> Self:
-        return cls.model_validate(result)
+    def of(cls, result: AnswerResult, principal: Principal) -> Self:
+        return cls.model_validate(
+            {
+                "answer": result.answer,
+                "citations": [CitationOut.model_validate(c) for c in result.citations],
+                "outcome": result.outcome,
+                "generator": result.generator,
+                "prompt": result.prompt,
+                "timings_ms": result.timings_ms,
+                "access": AccessOut.of(principal),
+            }
+        )
 
 
 class IngestJobRequest(Strict):
@@ -145,3 +170,4 @@ class MeResponse(BaseModel):
     groups_complete: bool
     roles: list[str]
     guest: bool
+    access: AccessOut

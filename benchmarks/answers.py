@@ -23,7 +23,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from clearance.compose import build_runtime
 from clearance.samples import sample_sources
-from clearance.settings import REPO_ROOT, GeneratorKind, IndexSettings, Settings
+from clearance.settings import REPO_ROOT, GeneratorKind, IndexSettings, Mode, Settings
 from retrieval.prompts import ABSTAIN_ANSWER
 
 
@@ -36,7 +36,7 @@ def main() -> None:
     if args.limit:
         questions = questions[: args.limit]
     with tempfile.TemporaryDirectory(prefix="clearance-answers-") as scratch:
-        settings = Settings(data_dir=Path(scratch), index=IndexSettings(location=":memory:"))
+        settings = Settings(mode=Mode.DEVELOPMENT, data_dir=Path(scratch), index=IndexSettings(location=":memory:"))
         if args.generator:
             settings.generator.kind = GeneratorKind(args.generator)
         runtime = build_runtime(settings)

@@ -33,7 +33,7 @@ from acl.access import AccessList
 from acl.principal import group_key
 from clearance.compose import Runtime, build_api, build_runtime
 from clearance.samples import sample_sources
-from clearance.settings import IndexSettings, Settings
+from clearance.settings import IndexSettings, Mode, Settings
 from core.records import ChunkDraft, DocumentMeta
 from index.ports import IndexedDocument
 from ingest.chunk import chunk_document, embedding_text
@@ -168,7 +168,9 @@ def main() -> None:
     args = parser.parse_args()
     rng = random.Random(7)
     with tempfile.TemporaryDirectory(prefix="clearance-bench-") as scratch:
-        settings = Settings(data_dir=Path(scratch) / "data", index=IndexSettings(location=args.index))
+        settings = Settings(
+            mode=Mode.DEVELOPMENT, data_dir=Path(scratch) / "data", index=IndexSettings(location=args.index)
+        )
         runtime = build_runtime(settings)
         assert runtime.dev is not None
         report: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}, "index": args.index}

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from clearance.settings import Mode, Settings
+from clearance.settings import Mode, Settings, is_loopback_host
 from core.errors import ClearanceError
 from ingest.jobs import JobRecord, JobStatus
 from ingest.source import DocumentSource
@@ -28,7 +28,37 @@ console = Console(soft_wrap=True)
 
 
 def _settings() -> Settings:
-    return Settings()
+    try:
+        return Settings()
+    except ValueError as exc:  # pydantic's ValidationError: a setting is wrong; say which, no traceback
+        raise _fail(f"invalid settings: {exc}") from None
+
+
+def _development_settings(command: str) -> Settings:
+    """Settings for the local development commands (demo, ask, dev): development mode unless set otherwise.
+
+    These commands are the explicit request for the bundled identity provider; a
+    ``CLEARANCE_MODE=production`` set by the operator still wins, and they refuse.
+    """
+    settings = _settings()
+    if "mode" not in settings.model_fields_set:
+        settings = settings.model_copy(update={"mode": Mode.DEVELOPMENT})
+    if settings.mode is not Mode.DEVELOPMENT:
+        raise _fail(f"`clearance {command}` runs in development mode only (CLEARANCE_MODE is {settings.mode.value})")
+    return settings
+
+
+def _check_bind(settings: Settings, host: str) -> None:
+    """Development mode mints admin tokens for anyone who asks: it serves loopback only, unless told otherwise."""
+    if settings.mode is not Mode.DEVELOPMENT or is_loopback_host(host):
+        return
+    if settings.server.allow_insecure_development:
+        console.print(f"[red]warning:[/red] development mode on {host}: anyone who reaches it can mint admin tokens")
+        return
+    raise _fail(
+        f"development mode serves loopback addresses only (asked for {host}); it mints admin tokens for anyone. "
+        "Use production mode, or set CLEARANCE_SERVER__ALLOW_INSECURE_DEVELOPMENT=true on a trusted network."
+    )
 
 
 def _fail(message: str) -> typer.Exit:
@@ -41,8 +71,14 @@ def ingest(
     path: Annotated[Path, typer.Argument(help="folder to ingest (with .acl.json manifests)")],
     tenant: Annotated[str | None, typer.Option("--tenant", help="tenant id of the source's ACL entries")] = None,
 ) -> None:
-    """Ingest a folder incrementally: new and changed files are indexed, deleted ones removed."""
-    from clearance.compose import build_indexing
+    """Ingest a folder incrementally: new and changed files are indexed, deleted ones removed.
+
+    A folder below one of the tenant's allowed roots is ingested as part of that
+    root (ACLs inherited from above it, one identity per file); any other folder
+    is a source of its own.
+    """
+    from acl.principal import normalize_id
+    from clearance.compose import allowed_roots, build_indexing
     from ingest.source import FilesystemSource
 
     settings = _settings()
@@ -50,7 +86,11 @@ def ingest(
     if not tenant_id:
         raise _fail("--tenant is required (or set CLEARANCE_INGEST__DEFAULT_TENANT)")
     try:
-        source = FilesystemSource(root=path, tenant_id=tenant_id)
+        tenant_id = normalize_id(tenant_id, "tenant")
+        folder = path.expanduser().resolve()
+        roots = allowed_roots(settings).get(tenant_id, [])
+        root = next((r.resolve() for r in roots if folder.is_relative_to(r.resolve())), folder)
+        source = FilesystemSource(root=root, tenant_id=tenant_id, scope=folder)
         indexing = build_indexing(settings)
     except (ClearanceError, ValueError) as exc:
         raise _fail(str(exc)) from exc
@@ -129,14 +169,29 @@ def serve(
     port: Annotated[int | None, typer.Option(help="port")] = None,
 ) -> None:
     """Start the HTTP API and the web page."""
+    _serve(_settings(), host=host, port=port)
+
+
+def _serve(settings: Settings, *, host: str | None, port: int | None) -> None:
     import uvicorn
 
     from clearance.compose import build_api
 
-    settings = _settings()
+    bind_host, bind_port = host or settings.server.host, port or settings.server.port
+    _check_bind(settings, bind_host)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        app = build_api(settings)
+    except (ClearanceError, ValueError) as exc:
+        raise _fail(str(exc)) from exc
     uvicorn.run(
-        build_api(settings), host=host or settings.server.host, port=port or settings.server.port, log_level="info"
+        app,
+        host=bind_host,
+        port=bind_port,
+        log_level="info",
+        # Bounded request heads and idle connections; bodies are bounded by the app (api.limits).
+        h11_max_incomplete_event_size=16 * 1024,
+        timeout_keep_alive=5,
     )
 
 
@@ -148,9 +203,7 @@ def ask(
     """Ask a question as a sample user, through the same token validation as the API."""
     from clearance.compose import build_runtime
 
-    settings = _settings()
-    if settings.mode is not Mode.DEVELOPMENT:
-        raise _fail("`ask` needs development mode (CLEARANCE_MODE=development)")
+    settings = _development_settings("ask")
     runtime = build_runtime(settings)
     try:
         dev = runtime.dev
@@ -178,9 +231,9 @@ def demo(
     from clearance.compose import build_indexing, load_directory
     from clearance.samples import sample_sources
 
-    settings = _settings()
-    if settings.mode is not Mode.DEVELOPMENT:
-        raise _fail("the demo runs in development mode only")
+    settings = _development_settings("demo")
+    bind_host, bind_port = host or settings.server.host, port or settings.server.port
+    _check_bind(settings, bind_host)
     directory = load_directory(settings)
     indexing = build_indexing(settings)
     try:
@@ -189,7 +242,6 @@ def demo(
             _print_job(_run_with_progress(indexing.pipeline.run, source))
     finally:
         indexing.close()
-    bind_host, bind_port = host or settings.server.host, port or settings.server.port
     console.print(f"\nOpen http://{bind_host}:{bind_port}/ and pick a sample user, or ask from a shell:")
     for user in directory.users:
         console.print(
@@ -200,7 +252,7 @@ def demo(
         "-H 'Content-Type: application/json' -d '{\"question\": \"What is the travel per diem?\"}'"
     )
     if not no_serve:
-        serve(host=bind_host, port=bind_port)
+        _serve(settings, host=bind_host, port=bind_port)
 
 
 @dev_app.command("token")
@@ -216,9 +268,7 @@ def dev_token(
     """Print a development access token, validated by the API exactly like an Entra ID token."""
     from clearance.compose import build_dev_identity
 
-    settings = _settings()
-    if settings.mode is not Mode.DEVELOPMENT:
-        raise _fail("development tokens exist only in development mode")
+    settings = _development_settings("dev token")
     try:
         dev = build_dev_identity(settings)
         idp = dev.idp
@@ -246,7 +296,7 @@ def dev_users() -> None:
     """The sample users of the development directory."""
     from clearance.compose import load_directory
 
-    directory = load_directory(_settings())
+    directory = load_directory(_development_settings("dev users"))
     table = Table("user", "name", "tenant", "groups", "roles", "guest")
     for u in directory.users:
         groups = ", ".join(directory.group_names.get(g, g) for g in u.groups[:4])

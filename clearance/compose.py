@@ -20,7 +20,8 @@ from acl.groups import CachedGroupResolver, GroupResolver, UnavailableGroupResol
 from acl.jwks import JwksKeys
 from acl.tokens import TokenPolicy, TokenValidator
 from api.app import create_app
-from api.deps import ApiComponents, DevIdentity
+from api.deps import ApiComponents, DevIdentity, HttpBounds
+from clearance.samples import sample_sources
 from clearance.settings import GeneratorKind, Mode, Settings
 from index.embedding import SentenceTransformerEmbedder, default_model_path, set_torch_threads
 from index.ports import ChunkIndex, Embedder
@@ -96,16 +97,26 @@ class Runtime:
     def dev(self) -> DevIdentity | None:
         return self.identity.dev
 
-    def api_components(self, *, mode: Mode | None = None) -> ApiComponents:
-        """The API's capabilities; development routes only when ``mode`` (default: the settings') allows."""
-        development = (mode or self.settings.mode) is Mode.DEVELOPMENT
+    def api_components(self, settings: Settings | None = None) -> ApiComponents:
+        """The API's capabilities under ``settings`` (default: the runtime's own).
+
+        Tests and benchmarks pass other server settings (mode, docs, bounds) to
+        serve the same loaded components differently.
+        """
+        settings = settings or self.settings
         return ApiComponents(
             authenticator=self.identity.tokens,
             answers=self.answers,
             ingestion=self.ingestion,
             readiness=self.indexing.index.ping,
-            admin_role=self.settings.auth.admin_role,
-            dev=self.identity.dev if development else None,
+            admin_role=settings.auth.admin_role,
+            # Token minting exists only in development mode, whatever else was built.
+            dev=self.identity.dev if settings.mode is Mode.DEVELOPMENT else None,
+            docs=settings.docs_enabled,
+            bounds=HttpBounds(
+                max_body_bytes=settings.server.max_body_bytes,
+                body_timeout_seconds=settings.server.body_timeout_seconds,
+            ),
         )
 
     def close(self) -> None:
@@ -159,7 +170,7 @@ def build_index(settings: Settings, *, dimension: int) -> ChunkIndex:
 
 def build_indexing(settings: Settings, *, embedder: Embedder | None = None) -> Indexing:
     """What ingestion needs, and no more (no generator, no keys)."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    ensure_private_dir(settings.data_dir)
     embedder = embedder or build_embedder(settings)
     index = build_index(settings, dimension=embedder.dimension)
     jobs = JobStore(root=settings.jobs_dir)
@@ -171,6 +182,12 @@ def build_indexing(settings: Settings, *, embedder: Embedder | None = None) -> I
         max_chunk_chars=settings.ingest.max_chunk_chars,
     )
     return Indexing(embedder=embedder, index=index, jobs=jobs, pipeline=pipeline)
+
+
+def ensure_private_dir(path: Path) -> None:
+    """The data directory holds the index, job records, audit and keys: owner-only, whatever the umask."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.chmod(0o700)
 
 
 def load_directory(settings: Settings) -> Directory:
@@ -205,6 +222,7 @@ def build_identity(settings: Settings) -> Identity:
         issuer_templates=issuer_templates,
         allowed_tenants=frozenset(allowed),
         leeway_seconds=auth.leeway_seconds,
+        missing_acct_is_member=auth.trust_missing_acct,
     )
     cached = CachedGroupResolver(inner=resolver, ttl_seconds=auth.group_cache_ttl_seconds)
     return Identity(tokens=TokenValidator(policy=policy, keys=JwksKeys(url=jwks_url), groups=cached), dev=dev)
@@ -223,29 +241,40 @@ def build_answers(settings: Settings, *, indexing: Indexing) -> AnswerService:
     )
 
 
-def build_ingestion(settings: Settings, *, indexing: Indexing) -> IngestionService:
+def allowed_roots(settings: Settings, *, directory: Directory | None = None) -> dict[str, list[Path]]:
+    """Folders each tenant's admins may ingest: the setting, or in development each sample tenant's corpus."""
+    if settings.ingest.allowed_roots or settings.mode is not Mode.DEVELOPMENT:
+        return settings.ingest.allowed_roots
+    sources = sample_sources(directory or load_directory(settings))
+    return {tenant_id: [source.root] for tenant_id, source in sources.items()}
+
+
+def build_ingestion(settings: Settings, *, indexing: Indexing, directory: Directory | None = None) -> IngestionService:
     return IngestionService(
         runner=BackgroundJobs(pipeline=indexing.pipeline, jobs=indexing.jobs),
         jobs=indexing.jobs,
-        allowed_roots=settings.ingest.allowed_roots,
+        allowed_roots=allowed_roots(settings, directory=directory),
     )
 
 
 def build_runtime(settings: Settings, *, embedder: Embedder | None = None) -> Runtime:
     """Everything the server runs."""
     indexing = build_indexing(settings, embedder=embedder)
+    identity = build_identity(settings)
     return Runtime(
         settings=settings,
         indexing=indexing,
-        identity=build_identity(settings),
+        identity=identity,
         answers=build_answers(settings, indexing=indexing),
-        ingestion=build_ingestion(settings, indexing=indexing),
+        ingestion=build_ingestion(
+            settings, indexing=indexing, directory=identity.dev.directory if identity.dev else None
+        ),
     )
 
 
 def build_api(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI:
     """The HTTP app; pass ``runtime`` to share already-loaded components (tests, benchmarks)."""
     if runtime is not None:
-        return create_app(runtime.api_components(mode=settings.mode))
+        return create_app(runtime.api_components(settings))
     owned = build_runtime(settings)
     return create_app(owned.api_components(), on_shutdown=owned.close)

@@ -8,17 +8,25 @@ sections use ``__``, e.g. ``CLEARANCE_INDEX__LOCATION`` or
 from __future__ import annotations
 
 from enum import StrEnum
+from ipaddress import ip_address
 from pathlib import Path
+from urllib.parse import urlparse
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from acl.principal import normalize_id
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 class Mode(StrEnum):
     DEVELOPMENT = "development"  # the bundled development identity provider is trusted
-    PRODUCTION = "production"  # only the configured issuers (Entra ID) are trusted
+    PRODUCTION = "production"  # only the configured issuers (Entra ID) are trusted: the default
+
+
+# API keys that documentation and examples use; a server reachable with one of them is open to anyone.
+PLACEHOLDER_KEYS = frozenset({"change-me", "changeme", "change_me", "secret", "password", "qdrant", "example"})
 
 
 class GeneratorKind(StrEnum):
@@ -35,6 +43,18 @@ class IndexSettings(BaseModel):
     collection: str = "clearance_chunks"
     timeout_seconds: float = 10.0
 
+    @model_validator(mode="after")
+    def _server_needs_a_real_key(self) -> IndexSettings:
+        """Whoever reaches a Qdrant server with its key bypasses every ACL: refuse placeholders."""
+        if not self.location.startswith(("http://", "https://")):
+            return self
+        key = (self.api_key or "").strip()
+        if key.lower() in PLACEHOLDER_KEYS:
+            raise ValueError("CLEARANCE_INDEX__API_KEY is a placeholder; set the Qdrant server's real API key")
+        if not key and not _is_loopback(urlparse(self.location).hostname or ""):
+            raise ValueError("CLEARANCE_INDEX__API_KEY is required for a Qdrant server that is not on loopback")
+        return self
+
 
 class EmbeddingSettings(BaseModel):
     model_path: Path | None = Field(default=None, description="sentence-transformers model folder; empty: bundled")
@@ -45,10 +65,28 @@ class EmbeddingSettings(BaseModel):
 class IngestSettings(BaseModel):
     max_chunk_chars: int = Field(default=1000, ge=200, le=8000)
     default_tenant: str | None = Field(default=None, description="tenant id used when --tenant is omitted")
-    allowed_roots: list[Path] = Field(
-        default_factory=lambda: [REPO_ROOT / "samples"],
-        description="folders an admin may ingest through the API (the CLI may ingest any folder)",
+    allowed_roots: dict[str, list[Path]] = Field(
+        default_factory=dict,
+        description="per tenant id, the folders its admins may ingest through the API (the CLI may ingest any "
+        "folder); empty: in development mode each sample tenant's corpus folder, in production none",
     )
+    max_file_mb: float = Field(default=100.0, gt=0, description="files larger than this are a per-file error")
+    max_chunks_per_file: int = Field(default=5000, ge=1)
+    parse_timeout_seconds: float = Field(default=120.0, gt=0, description="time one file may take to parse")
+    parse_memory_mb: int = Field(default=3072, ge=256, description="address space of the parsing worker")
+    max_decompressed_mb: float = Field(default=200.0, gt=0, description="uncompressed size of an Office/ODF package")
+    max_pdf_pages: int = Field(default=2000, ge=1)
+
+    @field_validator("default_tenant")
+    @classmethod
+    def _tenant_is_a_guid(cls, value: str | None) -> str | None:
+        return None if value is None else normalize_id(value, "tenant")
+
+    @field_validator("allowed_roots")
+    @classmethod
+    def _roots_by_tenant(cls, value: dict[str, list[Path]]) -> dict[str, list[Path]]:
+        # Tenant ids in one canonical form, so a lookup by the admin's token tenant cannot miss.
+        return {normalize_id(tenant, "tenant"): roots for tenant, roots in value.items()}
 
 
 class AuthSettings(BaseModel):
@@ -61,6 +99,10 @@ class AuthSettings(BaseModel):
     )
     jwks_url: str = "https://login.microsoftonline.com/common/discovery/v2.0/keys"
     allowed_tenants: list[str] = Field(default_factory=list, description="tenant ids whose tokens are accepted")
+    trust_missing_acct: bool = Field(
+        default=False,
+        description="treat a token without the optional `acct` claim as a member (configure the claim instead)",
+    )
     leeway_seconds: int = Field(default=60, ge=0, le=300)
     group_cache_ttl_seconds: float = Field(default=300.0, ge=0)
     admin_role: str = "Clearance.Admin"
@@ -85,12 +127,18 @@ class RetrievalSettings(BaseModel):
 class ServerSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    docs: bool | None = Field(default=None, description="serve /docs and /openapi.json; empty: only in development")
+    max_body_bytes: int = Field(default=1_048_576, ge=1024, description="larger request bodies are refused (413)")
+    body_timeout_seconds: float = Field(default=30.0, gt=0, description="a body not received by then is refused")
+    allow_insecure_development: bool = Field(
+        default=False, description="let development mode (which mints tokens) bind a non-loopback address"
+    )
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CLEARANCE_", env_nested_delimiter="__", extra="ignore")
 
-    mode: Mode = Mode.DEVELOPMENT
+    mode: Mode = Mode.PRODUCTION
     data_dir: Path = Field(default=Path(".clearance"), description="index, job records and development keys")
     users_file: Path = Field(default=REPO_ROOT / "samples" / "users.json", description="development directory")
     index: IndexSettings = Field(default_factory=IndexSettings)
@@ -100,6 +148,10 @@ class Settings(BaseSettings):
     generator: GeneratorSettings = Field(default_factory=GeneratorSettings)
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
+
+    @property
+    def docs_enabled(self) -> bool:
+        return self.server.docs if self.server.docs is not None else self.mode is Mode.DEVELOPMENT
 
     @property
     def index_location(self) -> str:
@@ -112,3 +164,17 @@ class Settings(BaseSettings):
     @property
     def dev_idp_dir(self) -> Path:
         return self.data_dir / "dev-idp"
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for an address only this machine can reach (127.0.0.0/8, ::1, localhost)."""
+    return _is_loopback(host)

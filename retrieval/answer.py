@@ -10,6 +10,7 @@ calling the model at all.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Generator, Iterator, Sequence
 
@@ -19,7 +20,7 @@ from core.errors import GenerationError
 from core.records import Passage
 from index.ports import ChunkIndex, Embedder
 from retrieval.audit import AnswerAudit, AuditSink, NoAudit
-from retrieval.citations import check_citations, snippet
+from retrieval.citations import check_citations, check_sentence, snippet, split_sentences
 from retrieval.generation.base import AnswerGenerator
 from retrieval.generation.extractive import ExtractiveGenerator
 from retrieval.prompts import ABSTAIN_ANSWER, GROUNDED_ANSWER_V1, PromptTemplate
@@ -67,9 +68,29 @@ class AnswerService:
         return self._generator.name
 
     def search(self, principal: Principal, query: str, *, top_k: int | None = None) -> list[Passage]:
-        """Passages ``principal`` may read, nearest first (no relevance floor: the caller sees scores)."""
+        """Passages ``principal`` may read, nearest first (no relevance floor: the caller sees scores); audited."""
+        started = time.perf_counter()
         vector = self._embedder.embed_query(query)
-        return self._index.search(principal, vector, top_k=top_k or self._top_k)
+        passages = self._index.search(principal, vector, top_k=top_k or self._top_k)
+        self._audit.record(
+            AnswerAudit(
+                tenant_id=principal.tenant_id,
+                object_id=principal.object_id,
+                principals=tuple(sorted(principal.access_keys())),
+                groups_complete=principal.groups_complete,
+                question=query,
+                retrieved=tuple(p.chunk_id for p in passages),
+                cited=(),
+                outcome="search",
+                generator="",
+                prompt="",
+                timings_ms={"search": _ms(started)},
+                streamed=False,
+                kind="search",
+                narrowed=_narrowed(principal),
+            )
+        )
+        return passages
 
     def answer(self, principal: Principal, question: str, *, history: Sequence[tuple[str, str]] = ()) -> AnswerResult:
         """A checked, cited answer (or an abstention), audited."""
@@ -94,8 +115,13 @@ class AnswerService:
     ) -> Generator[AnswerEvent, None, None]:
         """Yields TokenEvent*, then ReplaceEvent when the checked answer differs, then one ResultEvent.
 
-        Tokens are the generator's raw output as it is produced. Once ``cancel``
-        is set the generator stops and the stream ends after its result.
+        Only checked text is ever sent: the model's output is cut into
+        sentences as it arrives, and a sentence is sent (as one TokenEvent) once
+        it has passed the same check as the whole answer (valid citation,
+        supported by the passage it cites). When the answer that stands differs
+        from what was sent (the extractive fallback, an abstention), a
+        ReplaceEvent carries it. Once ``cancel`` is set the generator stops and
+        the stream ends after its result.
         """
         timings: dict[str, float] = {}
         passages = self._relevant(principal, question, timings)
@@ -105,17 +131,34 @@ class AnswerService:
             yield ResultEvent(result)
             return
         started = time.perf_counter()
-        raw: list[str] = []
+        raw = ""
+        judged = 0
+        sent: list[str] = []
+        support = [_support_text(p) for p in passages]
         for piece in self._generated(question, passages, history, cancel=cancel):
-            raw.append(piece)
-            yield TokenEvent(piece)
+            raw += piece
+            complete = _complete_sentences(raw)
+            for sentence in complete[judged:]:
+                if self._passes(sentence, question, support):
+                    sent.append(sentence)
+                    yield TokenEvent(sentence if len(sent) == 1 else " " + sentence)
+            judged = len(complete)
         timings["generate"] = _ms(started)
-        text = "".join(raw).strip()
+        text = raw.strip()
+        for sentence in split_sentences(text)[judged:]:
+            if text != ABSTAIN_ANSWER and self._passes(sentence, question, support):
+                sent.append(sentence)
+                yield TokenEvent(sentence if len(sent) == 1 else " " + sentence)
         result = self._settle(question, text, passages, timings)
-        if result.answer != text:
+        if result.answer != " ".join(sent):
             yield ReplaceEvent(result.answer)
         self._record(principal, question, result, streamed=True)
         yield ResultEvent(result)
+
+    @staticmethod
+    def _passes(sentence: str, question: str, support: Sequence[str]) -> bool:
+        verdict = check_sentence(sentence, passage_count=len(support), passage_texts=support, question=question)
+        return verdict.kept
 
     # -- stages ----------------------------------------------------------------
 
@@ -180,6 +223,7 @@ class AnswerService:
                 prompt=result.prompt,
                 timings_ms=dict(result.timings_ms),
                 streamed=streamed,
+                narrowed=_narrowed(principal),
             )
         )
 
@@ -202,6 +246,10 @@ class AnswerService:
         )
 
 
+def _narrowed(principal: Principal) -> tuple[str, ...]:
+    return tuple(sorted(str(reason) for reason in principal.narrowed))
+
+
 def _citation(number: int, passage: Passage) -> Citation:
     return Citation(
         id=number,
@@ -212,6 +260,26 @@ def _citation(number: int, passage: Passage) -> Citation:
         page=passage.page,
         snippet=snippet(passage.text),
     )
+
+
+_CITATION_IN_PROGRESS = re.compile(r"^\[\d{0,3}\]?[.!?]?$")
+
+
+def _complete_sentences(text: str) -> list[str]:
+    """The sentences of a growing text that can no longer change.
+
+    The last sentence may still grow, and a citation written after a full stop
+    ("... per day. [2]") is merged into the sentence before it, so while the
+    text ends in what may be such a citation, the sentence before it is not
+    complete either.
+    """
+    sentences = split_sentences(text)
+    if not sentences:
+        return []
+    keep = len(sentences) - 1
+    if keep and _CITATION_IN_PROGRESS.match(sentences[-1]):
+        keep -= 1
+    return sentences[:keep]
 
 
 def _support_text(passage: Passage) -> str:

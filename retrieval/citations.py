@@ -3,9 +3,18 @@
 Answers cite passages as ``[n]`` (1-based, in the order they were given).
 Checking drops sentences without a citation, rejects any answer that cites a
 passage it was not given, and, when the passages are supplied, drops sentences
-whose figures appear neither in the passages they cite nor in the question (a
-number the model made up is the most harmful kind of unsupported claim). It
-reports what it found so the caller can repair, replace or refuse the answer.
+the passages they cite do not support:
+
+* a figure that appears neither in the cited passages nor in the question (a
+  number the model made up is the most harmful kind of unsupported claim);
+* a sentence that adds nothing from the cited passages: of the content words it
+  does not merely repeat from the question, fewer than half occur in them (a
+  restated question, "this comes from the passage [1]", or a claim about
+  something the passage does not mention).
+
+It reports what it found so the caller can repair, replace or refuse the
+answer. :func:`check_sentence` judges one sentence, so a stream can show a
+sentence only once it has passed.
 """
 
 from __future__ import annotations
@@ -18,7 +27,18 @@ _CITATION = re.compile(r"\[(\d{1,3})\]")
 _SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+|\n+")
 _ONLY_CITATIONS = re.compile(r"^(?:\[\d{1,3}\]\s*)+[.!?]?$")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+_WORD = re.compile(r"[a-z0-9]+(?:[.,'][a-z0-9]+)*")
+_STOPWORDS = frozenset(
+    (
+        "a an and are as at be by can could did do does for from had has have how i if in is it its may "
+        "me my of on or our should so than that the their them there these they this to was we were "
+        "what when where which who whom why will with would you your about into any all also get got "
+        "tell please much many "
+    ).split()
+)
 SNIPPET_CHARS = 300
+# Share of a sentence's new content words (those not taken from the question) its sources must hold.
+MIN_SUPPORTED_SHARE = 0.5
 
 
 def split_sentences(text: str) -> list[str]:
@@ -33,6 +53,11 @@ def split_sentences(text: str) -> list[str]:
         else:
             sentences.append(part)
     return sentences
+
+
+def content_words(text: str) -> set[str]:
+    """Lower-case words and numbers that carry meaning (no stop words, no single letters)."""
+    return {w for w in _WORD.findall(text.lower()) if w not in _STOPWORDS and len(w) > 1}
 
 
 def figures(text: str) -> set[str]:
@@ -59,33 +84,71 @@ class CitationCheck:
         return bool(self.cited) and not self.invalid and bool(self.text)
 
 
+@dataclass(frozen=True, slots=True)
+class SentenceVerdict:
+    """The verdict on one answer sentence."""
+
+    kept: bool
+    cited: tuple[int, ...]  # valid passage numbers it cites
+    invalid: tuple[int, ...]  # numbers outside the passages given
+    uncited: bool = False  # a claim without any citation
+    unsupported: bool = False  # its sources do not hold what it says
+    empty: bool = False  # nothing but citations or punctuation
+
+
+def check_sentence(
+    sentence: str, *, passage_count: int, passage_texts: Sequence[str] | None = None, question: str = ""
+) -> SentenceVerdict:
+    """Judges one sentence; with ``passage_texts`` (in citation order) also its support."""
+    claim = _CITATION.sub("", sentence)
+    if not any(ch.isalnum() for ch in claim):
+        return SentenceVerdict(kept=False, cited=(), invalid=(), empty=True)
+    numbers = list(dict.fromkeys(int(n) for n in _CITATION.findall(sentence)))
+    if not numbers:
+        return SentenceVerdict(kept=False, cited=(), invalid=(), uncited=True)
+    valid = tuple(n for n in numbers if 1 <= n <= passage_count)
+    invalid = tuple(n for n in numbers if not 1 <= n <= passage_count)
+    if passage_texts is not None and valid:
+        source = " ".join(passage_texts[n - 1] for n in valid)
+        if not _supported(claim, source, question):
+            return SentenceVerdict(kept=False, cited=valid, invalid=invalid, unsupported=True)
+    return SentenceVerdict(kept=bool(valid) and not invalid, cited=valid, invalid=invalid)
+
+
+def _supported(claim: str, source: str, question: str) -> bool:
+    if not figures(claim) <= figures(source) | figures(question):
+        return False
+    new_words = content_words(claim) - content_words(question)
+    if not new_words:
+        return False  # it only restates the question
+    held = new_words & content_words(source)
+    return len(held) >= MIN_SUPPORTED_SHARE * len(new_words)
+
+
 def check_citations(
     answer: str, *, passage_count: int, passage_texts: Sequence[str] | None = None, question: str = ""
 ) -> CitationCheck:
-    """Checks ``answer``; with ``passage_texts`` (in citation order) also checks figures."""
+    """Checks ``answer`` sentence by sentence (see :func:`check_sentence`)."""
     cited: list[int] = []
     invalid: list[int] = []
     kept: list[str] = []
     dropped = unsupported = 0
-    asked = figures(question)
     for sentence in split_sentences(answer):
-        claim = _CITATION.sub("", sentence)
-        if not any(ch.isalnum() for ch in claim):
+        verdict = check_sentence(sentence, passage_count=passage_count, passage_texts=passage_texts, question=question)
+        if verdict.empty:
             continue
-        numbers = [int(n) for n in _CITATION.findall(sentence)]
-        if not numbers:
+        if verdict.uncited:
             dropped += 1
             continue
-        valid = [n for n in numbers if 1 <= n <= passage_count]
-        for number in numbers:
-            target = cited if number in valid else invalid
-            if number not in target:
-                target.append(number)
-        if passage_texts is not None and valid:
-            sources = set().union(*(figures(passage_texts[n - 1]) for n in valid))
-            if not figures(claim) <= sources | asked:
-                unsupported += 1
-                continue
+        for number in verdict.invalid:
+            if number not in invalid:
+                invalid.append(number)
+        for number in verdict.cited:
+            if number not in cited:
+                cited.append(number)
+        if verdict.unsupported:
+            unsupported += 1
+            continue
         kept.append(sentence)
     still_cited = tuple(n for n in cited if any(f"[{n}]" in s for s in kept))
     return CitationCheck(

@@ -14,7 +14,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from acl.dev.idp import DevIdentityProvider
 from clearance.compose import Runtime, build_runtime
-from clearance.settings import IndexSettings, IngestSettings, Settings
+from clearance.settings import IndexSettings, IngestSettings, Mode, Settings
 from index.embedding import SentenceTransformerEmbedder, default_model_path, set_torch_threads
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -74,7 +74,8 @@ def settings(tmp_path: Path) -> Settings:
         data_dir=tmp_path / "data",
         users_file=write_users(tmp_path / "users.json"),
         index=IndexSettings(location=":memory:"),
-        ingest=IngestSettings(allowed_roots=[tmp_path]),
+        mode=Mode.DEVELOPMENT,
+        ingest=IngestSettings(allowed_roots={TENANT: [tmp_path / "corpus"]}),
     )
 
 

@@ -23,7 +23,7 @@ FINANCE_TEXT = "12.4 million"
 @pytest.fixture()
 def client(runtime: Runtime, tmp_path: Path) -> TestClient:
     corpus = build_corpus(tmp_path / "corpus")
-    runtime.pipeline.run(FilesystemSource(root=corpus, tenant_id=TENANT))
+    runtime.pipeline.run(FilesystemSource(root=corpus, tenant_id=TENANT))  # the tenant's allowed root (conftest)
     return TestClient(build_api(runtime.settings, runtime=runtime))
 
 
@@ -181,8 +181,13 @@ def test_index_unavailable_is_503_without_internals(
     assert "detail" not in body
 
 
-def test_unknown_route_is_404_problem(client: TestClient) -> None:
-    assert_problem(client.get("/v1/nothing-here"), 404)
+def test_unknown_route_is_404_problem(client: TestClient, idp: DevIdentityProvider) -> None:
+    assert_problem(client.get("/v1/nothing-here", headers=auth(idp)), 404)
+    assert_problem(client.get("/nothing-here"), 404)
+
+
+def test_unknown_api_route_without_a_token_is_401_so_routes_cannot_be_probed(client: TestClient) -> None:
+    assert_problem(client.get("/v1/nothing-here"), 401)
 
 
 def test_admin_routes_need_the_admin_role(client: TestClient, idp: DevIdentityProvider, tmp_path: Path) -> None:
@@ -221,8 +226,10 @@ def test_job_list_limit_counts_only_the_admins_own_tenant(
     for _ in range(3):  # newer jobs of another tenant must not use up the admin's page
         runtime.jobs.create(source="fs:/theirs", tenant_id=OTHER_TENANT)
     admin = auth(idp, roles=("Clearance.Admin",))
-    listed = client.get("/v1/ingest/jobs", params={"limit": 1}, headers=admin).json()["jobs"]
-    assert [job["id"] for job in listed] == [mine.id]
+    # The tenant has two jobs (the fixture's ingestion and `mine`); three newer ones belong to another tenant.
+    listed = client.get("/v1/ingest/jobs", params={"limit": 2}, headers=admin).json()["jobs"]
+    assert len(listed) == 2 and mine.id in [job["id"] for job in listed]
+    assert all(job["tenant_id"] == TENANT for job in listed)
 
 
 def test_ingest_path_outside_allowed_roots_is_refused(client: TestClient, idp: DevIdentityProvider) -> None:

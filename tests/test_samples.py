@@ -13,7 +13,7 @@ from acl.groups import UnavailableGroupResolver
 from acl.tokens import TokenValidator
 from clearance.compose import Runtime, build_api, build_runtime
 from clearance.samples import sample_sources
-from clearance.settings import IndexSettings, Settings
+from clearance.settings import IndexSettings, Mode, Settings
 from index.embedding import SentenceTransformerEmbedder
 from retrieval.prompts import ABSTAIN_ANSWER
 from tests.conftest import REPO_ROOT
@@ -26,7 +26,9 @@ QUESTIONS: list[dict[str, Any]] = json.loads((SAMPLES / "questions.json").read_t
 def sample_runtime(
     tmp_path_factory: pytest.TempPathFactory, embedder: SentenceTransformerEmbedder
 ) -> Iterator[Runtime]:
-    settings = Settings(data_dir=tmp_path_factory.mktemp("samples"), index=IndexSettings(location=":memory:"))
+    settings = Settings(
+        mode=Mode.DEVELOPMENT, data_dir=tmp_path_factory.mktemp("samples"), index=IndexSettings(location=":memory:")
+    )
     runtime = build_runtime(settings, embedder=embedder)
     assert runtime.dev is not None
     sources = sample_sources(runtime.dev.directory)

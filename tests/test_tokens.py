@@ -20,11 +20,13 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from acl.dev.idp import DEV_ISSUER_TEMPLATE, DevIdentityProvider
 from acl.groups import UnavailableGroupResolver
 from acl.jwks import JwksKeys
-from acl.principal import tenant_key, user_key
+from acl.principal import NarrowingReason, tenant_key, user_key
 from acl.tokens import TokenPolicy, TokenValidator
 from clearance.compose import Runtime
 from core.errors import AuthenticationError
-from tests.conftest import G1, G2, G_FINANCE, OTHER_TENANT, TENANT
+from ingest.jobs import JobStatus
+from ingest.source import FilesystemSource
+from tests.conftest import G1, G2, G_FINANCE, OTHER_TENANT, TENANT, write_acl, write_doc
 
 OID = "c0000000-0000-4000-8000-000000000001"
 NOT_ALLOWED_TENANT = "e0000000-0000-4000-8000-0000000000ff"
@@ -159,8 +161,27 @@ def test_group_overage_with_failed_resolution_keeps_only_user_and_tenant(
     unknown = "c0000000-0000-4000-8000-0000000000aa"  # not in the directory: resolution fails
     token = idp.mint(tenant_id=TENANT, object_id=unknown, groups=[f"g{i}" for i in range(250)])
     principal = runtime.tokens.authenticate(token)
-    assert not principal.groups_complete
+    assert not principal.groups_complete and principal.narrowed == {NarrowingReason.GROUP_RESOLUTION_FAILED}
     assert principal.access_keys() == {user_key(TENANT, unknown), tenant_key(TENANT)}
+
+
+def test_caller_without_acct_cannot_retrieve_tenant_wide_chunk(
+    runtime: Runtime, idp: DevIdentityProvider, tmp_path: Any
+) -> None:
+    # End to end: the token's reading reaches the index filter, not just the key set.
+    root = tmp_path / "corpus"
+    write_doc(root, "company/handbook.md", "# Handbook\n\nThe company picnic is on 14 June at Riverside Park.")
+    write_acl(root / "company", allow=["tenant"])
+    job = runtime.pipeline.run(FilesystemSource(root=root, tenant_id=TENANT))
+    assert job.status is JobStatus.SUCCEEDED, job.errors
+    vector = runtime.embedder.embed_query("When is the company picnic?")
+
+    def sources(token: str) -> set[str]:
+        return {p.source for p in runtime.index.search(runtime.tokens.authenticate(token), vector, top_k=10)}
+
+    assert sources(idp.mint(tenant_id=TENANT, object_id=OID)) == {"company/handbook.md"}
+    assert sources(idp.mint(tenant_id=TENANT, object_id=OID, omit_claims=("acct",))) == set()
+    assert sources(idp.mint(tenant_id=TENANT, object_id=OID, extra_claims={"acct": "0"})) == set()
 
 
 class _JwksHandler(BaseHTTPRequestHandler):

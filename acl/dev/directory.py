@@ -69,10 +69,11 @@ class DirectoryGroupResolver:
     """Resolves group overage from the development directory."""
 
     def __init__(self, *, directory: Directory) -> None:
-        self._by_id = {(u.tenant, u.oid): frozenset(u.groups) for u in directory.users}
+        # Keys in the canonical (lower-case) form the token validator asks with.
+        self._by_id = {(u.tenant.lower(), u.oid.lower()): frozenset(u.groups) for u in directory.users}
 
     def member_groups(self, tenant_id: str, object_id: str) -> frozenset[str]:
         try:
-            return self._by_id[(tenant_id, object_id)]
+            return self._by_id[(tenant_id.lower(), object_id.lower())]
         except KeyError:
             raise GroupResolutionError("user is not in the directory") from None

@@ -59,8 +59,14 @@ class DevIdentityProvider:
         name: str | None = None,
         lifetime_seconds: int = 3600,
         extra_claims: dict[str, Any] | None = None,
+        omit_claims: Iterable[str] = (),
     ) -> str:
-        """A signed access token; more than 200 groups become an overage claim."""
+        """A signed access token; more than 200 groups become an overage claim.
+
+        ``acct`` is always emitted (0 member, 1 guest) unless named in
+        ``omit_claims``, which removes claims after ``extra_claims`` is applied:
+        tests use it to mint what a misconfigured Entra app sends (no ``acct``).
+        """
         now = int(time.time())
         group_list = list(groups)
         claims: dict[str, Any] = {
@@ -86,6 +92,8 @@ class DevIdentityProvider:
         else:
             claims["groups"] = group_list
         claims.update(extra_claims or {})
+        for claim in omit_claims:
+            claims.pop(claim, None)
         return jwt.encode(claims, self._key, algorithm="RS256", headers={"kid": self.kid})
 
     def mint_for(self, user: DirectoryUser, *, lifetime_seconds: int = 3600) -> str:

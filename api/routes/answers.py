@@ -10,8 +10,9 @@ from anyio import to_thread
 from fastapi import APIRouter
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
+from acl.principal import Principal
 from api.deps import Answers, CurrentPrincipal
-from api.schemas import ChatRequest, ChatResponse, MeResponse, SearchHit, SearchRequest, SearchResponse
+from api.schemas import AccessOut, ChatRequest, ChatResponse, MeResponse, SearchHit, SearchRequest, SearchResponse
 from core.cancel import Cancellation
 from core.errors import ClearanceError
 from retrieval.records import AnswerEvent, ReplaceEvent, ResultEvent, TokenEvent
@@ -30,12 +31,14 @@ def me(principal: CurrentPrincipal) -> MeResponse:
         groups_complete=principal.groups_complete,
         roles=sorted(principal.roles),
         guest=principal.guest,
+        access=AccessOut.of(principal),
     )
 
 
 @router.post("/search", response_model=SearchResponse, summary="Passages you may read, nearest first")
 def search(body: SearchRequest, principal: CurrentPrincipal, answers: Answers) -> SearchResponse:
-    return SearchResponse(results=[SearchHit.of(p) for p in answers.search(principal, body.query, top_k=body.top_k)])
+    passages = answers.search(principal, body.query, top_k=body.top_k)
+    return SearchResponse(results=[SearchHit.of(p) for p in passages], access=AccessOut.of(principal))
 
 
 @router.post(
@@ -54,11 +57,15 @@ async def chat(body: ChatRequest, principal: CurrentPrincipal, answers: Answers)
     history = [(turn.role.value, turn.content) for turn in body.history]
     if not body.stream:
         result = await to_thread.run_sync(lambda: answers.answer(principal, body.question, history=history))
-        return ChatResponse.of(result)
+        return ChatResponse.of(result, principal)
     cancel = Cancellation()
     events = answers.stream(principal, body.question, history=history, cancel=cancel)
     return EventSourceResponse(
-        _sse_events(events, cancel), headers={"Cache-Control": "no-store"}, sep="\n", send_timeout=30, ping=15
+        _sse_events(events, cancel, principal),
+        headers={"Cache-Control": "no-store"},
+        sep="\n",
+        send_timeout=30,
+        ping=15,
     )
 
 
@@ -67,7 +74,7 @@ def _next_event(events: Generator[AnswerEvent, None, None]) -> AnswerEvent | Non
 
 
 async def _sse_events(
-    events: Generator[AnswerEvent, None, None], cancel: Cancellation
+    events: Generator[AnswerEvent, None, None], cancel: Cancellation, principal: Principal
 ) -> AsyncIterator[ServerSentEvent]:
     """Runs the blocking answer stream in a worker thread, one event at a time.
 
@@ -80,7 +87,7 @@ async def _sse_events(
             event = await to_thread.run_sync(_next_event, events)
             if event is None:
                 return
-            for sse in _encode(event):
+            for sse in _encode(event, principal):
                 yield sse
     except ClearanceError as exc:
         log.warning("streamed answer failed: %s", type(exc).__name__)
@@ -93,14 +100,14 @@ async def _sse_events(
         events.close()
 
 
-def _encode(event: AnswerEvent) -> list[ServerSentEvent]:
+def _encode(event: AnswerEvent, principal: Principal) -> list[ServerSentEvent]:
     match event:
         case TokenEvent(text=text):
             return [_sse("token", {"text": text})]
         case ReplaceEvent(answer=answer):
             return [_sse("replace", {"answer": answer})]
         case ResultEvent(result=result):
-            response = ChatResponse.of(result)
+            response = ChatResponse.of(result, principal)
             return [
                 _sse("citations", {"citations": [c.model_dump() for c in response.citations]}),
                 _sse("done", response.model_dump(mode="json", exclude={"citations"})),

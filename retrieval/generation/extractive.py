@@ -2,27 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Sequence
 
 from core.cancel import Cancellation
 from core.records import Passage
-from retrieval.citations import split_sentences
+from retrieval.citations import content_words, split_sentences
 from retrieval.prompts import ABSTAIN_ANSWER
-
-_WORD = re.compile(r"[a-z0-9]+(?:[.,'][a-z0-9]+)*")
-_STOPWORDS = frozenset(
-    (
-        "a an and are as at be by can could did do does for from had has have how i if in is it its may "
-        "me my of on or our should so than that the their them there these they this to was we were "
-        "what when where which who whom why will with would you your about into any all also get got "
-        "tell please much many "
-    ).split()
-)
-
-
-def content_words(text: str) -> set[str]:
-    return {w for w in _WORD.findall(text.lower()) if w not in _STOPWORDS and len(w) > 1}
 
 
 class ExtractiveGenerator:
