@@ -28,7 +28,7 @@ from index.ports import ChunkIndex, Embedder
 from index.qdrant import QdrantChunkIndex, open_client
 from ingest.jobs import JobStore
 from ingest.parse import parse_document
-from ingest.pipeline import IngestionPipeline
+from ingest.pipeline import MB, IngestionPipeline
 from ingest.runner import BackgroundJobs
 from ingest.service import IngestionService
 from retrieval.answer import AnswerService
@@ -180,6 +180,8 @@ def build_indexing(settings: Settings, *, embedder: Embedder | None = None) -> I
         jobs=jobs,
         parser=parse_document,
         max_chunk_chars=settings.ingest.max_chunk_chars,
+        max_file_bytes=int(settings.ingest.max_file_mb * MB),
+        max_chunks_per_file=settings.ingest.max_chunks_per_file,
     )
     return Indexing(embedder=embedder, index=index, jobs=jobs, pipeline=pipeline)
 

@@ -2,11 +2,15 @@
 
 Records are JSON files under the data directory, written atomically, so the
 CLI and the API read the same history and a crash never leaves half a record.
+Every text in a record is valid UTF-8 (see :func:`safe_text`), so a file name
+that is not can never make a record unwritable or unreadable, and one corrupt
+record never hides the others from a listing.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 import time
@@ -17,6 +21,34 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import NotFoundError
+
+log = logging.getLogger(__name__)
+
+
+def safe_text(text: str) -> str:
+    """``text`` as it may be stored and shown: what is not valid UTF-8 becomes backslash escapes.
+
+    File names that are not UTF-8 reach Python as surrogate escapes (PEP 383); they
+    are shown as the raw bytes, for example ``bad-\\xff.txt``.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        try:
+            return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        except UnicodeEncodeError:  # a lone surrogate that stands for no byte
+            return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
+def _safe(value: Any) -> Any:
+    if isinstance(value, str):
+        return safe_text(value)
+    if isinstance(value, dict):
+        return {safe_text(str(key)): _safe(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_safe(item) for item in value]
+    return value
 
 
 class JobStatus(StrEnum):
@@ -35,6 +67,7 @@ class FileOutcome(StrEnum):
     ACL_UPDATED = "acl_updated"
     UNCHANGED = "unchanged"
     DELETED = "deleted"
+    SKIPPED = "skipped"  # not a document (a symbolic link, a FIFO): reported, never indexed
     FAILED = "failed"
 
 
@@ -74,7 +107,8 @@ class JobRecord:
         data = asdict(self)
         data["status"] = self.status.value
         data["duration_s"] = self.duration_s
-        return data
+        result: dict[str, Any] = _safe(data)
+        return result
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> JobRecord:
@@ -91,21 +125,32 @@ class JobStore:
 
     def __init__(self, *, root: Path) -> None:
         self._root = root
-        self._root.mkdir(parents=True, exist_ok=True)
+        self._root.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._lock = threading.Lock()
+        self._last_stamp = 0
 
     def create(self, *, source: str, tenant_id: str) -> JobRecord:
-        job = JobRecord(
-            id=f"job-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}", source=source, tenant_id=tenant_id
-        )
+        job = JobRecord(id=self._new_id(), source=source, tenant_id=tenant_id)
         self.save(job)
         return job
+
+    def _new_id(self) -> str:
+        """Ids sort in creation order (newest-first listing relies on it), also within one second."""
+        with self._lock:
+            stamp = max(time.time_ns() // 1000, self._last_stamp + 1)
+            self._last_stamp = stamp
+        seconds, micros = divmod(stamp, 1_000_000)
+        return f"job-{time.strftime('%Y%m%d-%H%M%S', time.gmtime(seconds))}-{micros:06d}-{uuid.uuid4().hex[:6]}"
 
     def save(self, job: JobRecord) -> None:
         path = self._root / f"{job.id}.json"
         tmp = path.with_suffix(f".{uuid.uuid4().hex}.tmp")
+        data = json.dumps(job.to_dict(), indent=2).encode("utf-8")
         with self._lock:
-            tmp.write_text(json.dumps(job.to_dict(), indent=2), encoding="utf-8")
+            # Owner-only from creation: records name sources, errors and tenants.
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
             os.replace(tmp, path)
 
     def get(self, job_id: str) -> JobRecord:
@@ -123,7 +168,16 @@ class JobStore:
         for path in sorted(self._root.glob("job-*.json"), reverse=True):
             if len(found) >= limit:
                 break
-            job = JobRecord.from_dict(json.loads(path.read_text(encoding="utf-8")))
-            if tenant_id is None or job.tenant_id == tenant_id:
+            job = self._read(path)
+            if job is not None and (tenant_id is None or job.tenant_id == tenant_id):
                 found.append(job)
         return found
+
+    @staticmethod
+    def _read(path: Path) -> JobRecord | None:
+        # One damaged record must not make the whole history unreadable.
+        try:
+            return JobRecord.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError, KeyError, TypeError):
+            log.warning("unreadable job record %s skipped", path.name)
+            return None

@@ -24,7 +24,8 @@ class BackgroundJobs:
         self._lock = threading.Lock()
 
     def submit(self, source: DocumentSource) -> JobRecord:
-        job = self._jobs.create(source=source.source_id, tenant_id=source.tenant_id)
+        # The display name, never the server path: job records go to API clients.
+        job = self._jobs.create(source=source.display_source, tenant_id=source.tenant_id)
         with self._lock:
             if self._worker is None or not self._worker.is_alive():
                 self._worker = threading.Thread(target=self._work, name="ingestion-jobs", daemon=True)

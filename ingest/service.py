@@ -1,12 +1,16 @@
 """Ingestion as an admin uses it: which folders may be ingested, into which tenant, and the job history.
 
-Policy lives here, not in routes: a job ingests a folder under an allowed root
-into the admin's own tenant, and an admin only ever sees their tenant's jobs.
+Policy lives here, not in routes. Allowed roots are bound to a tenant: an admin
+may only start a job for a folder under one of their own tenant's roots (never
+another tenant's documents published under their tenant's ACL keys), and only
+ever sees their own tenant's jobs. A job for a subfolder is scoped to it, but
+its ACLs are resolved from the allowed root down, so a deny set above the
+subfolder still applies and a file has one identity whichever job indexed it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from core.errors import InvalidInputError, NotFoundError
@@ -18,19 +22,26 @@ from ingest.source import FilesystemSource
 class IngestionService:
     """Starts, lists and reads ingestion jobs on behalf of a tenant's admin."""
 
-    def __init__(self, *, runner: BackgroundJobs, jobs: JobStore, allowed_roots: Sequence[Path]) -> None:
+    def __init__(self, *, runner: BackgroundJobs, jobs: JobStore, allowed_roots: Mapping[str, Sequence[Path]]) -> None:
         self._runner = runner
         self._jobs = jobs
-        self._roots = tuple(root.expanduser().resolve() for root in allowed_roots)
+        self._roots = {
+            tenant: tuple(root.expanduser().resolve() for root in roots) for tenant, roots in allowed_roots.items()
+        }
 
     def start(self, *, tenant_id: str, path: str) -> JobRecord:
-        """Queue a job for ``path``; its ACL entries are qualified with ``tenant_id``."""
+        """Queue a job for ``path``, a folder under one of ``tenant_id``'s allowed roots."""
         folder = Path(path).expanduser().resolve()
-        if not any(folder == root or folder.is_relative_to(root) for root in self._roots):
+        root = next(
+            (r for r in self._roots.get(tenant_id, ()) if folder == r or folder.is_relative_to(r)),
+            None,
+        )
+        if root is None:
+            # The same answer whether the folder belongs to another tenant or to nobody: no probing.
             raise InvalidInputError(
-                "path is outside the folders allowed for ingestion (CLEARANCE_INGEST__ALLOWED_ROOTS)"
+                "path is outside the folders your tenant may ingest (CLEARANCE_INGEST__ALLOWED_ROOTS)"
             )
-        return self._runner.submit(FilesystemSource(root=folder, tenant_id=tenant_id))
+        return self._runner.submit(FilesystemSource(root=root, tenant_id=tenant_id, scope=folder))
 
     def list(self, *, tenant_id: str, limit: int) -> list[JobRecord]:
         return self._jobs.list(limit=limit, tenant_id=tenant_id)

@@ -209,9 +209,12 @@ def test_local_llama_cpp_model_answers_through_the_service(policy_runtime: Runti
     last = events[-1]
     assert isinstance(last, ResultEvent)
     result = last.result
-    assert len(tokens) > 1 and result.generator.startswith("llama.cpp:")
-    raw = "".join(tokens)
-    assert raw == ABSTAIN_ANSWER or re.match(r"^[A-Za-z0-9\"(]", raw)  # the grammar shaped the output
+    assert result.generator.startswith("llama.cpp:")
+    shown = "".join(tokens)
+    replaced = [event.answer for event in events if isinstance(event, ReplaceEvent)]
+    assert (replaced[-1] if replaced else shown) == result.answer  # the client ends with the answer that stands
+    # Only checked sentences were streamed: each one cites a passage that was given.
+    assert shown == "" or shown == ABSTAIN_ANSWER or check_citations(shown, passage_count=3).grounded
     check = check_citations(result.answer, passage_count=3)
     assert result.answer == ABSTAIN_ANSWER or (check.grounded and not check.invalid)
     permitted = {

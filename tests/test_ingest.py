@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,9 @@ from clearance.compose import Runtime
 from core.records import ChunkDraft, DocumentMeta
 from index.ports import IndexedDocument
 from ingest.jobs import FileOutcome, JobStatus
+from ingest.parse import parse_document
+from ingest.parse.elements import ParsedDocument
+from ingest.pipeline import MB, IngestionPipeline, document_id
 from ingest.source import FilesystemSource
 from tests.conftest import G1, TENANT, write_acl, write_doc
 
@@ -192,7 +196,7 @@ def test_cli_ingest_without_tenant_is_a_clear_error(cli_env: Path) -> None:
 
 def test_cli_dev_token_is_accepted_by_the_validator(cli_env: Path, runtime: Runtime) -> None:
     from clearance.cli import app
-    from clearance.settings import Settings
+    from clearance.settings import Mode, Settings
 
     result = CliRunner().invoke(
         app,
@@ -212,7 +216,7 @@ def test_cli_dev_token_is_accepted_by_the_validator(cli_env: Path, runtime: Runt
     assert result.exit_code == 0, result.output
     from clearance.compose import build_identity
 
-    validator = build_identity(Settings()).tokens
+    validator = build_identity(Settings(mode=Mode.DEVELOPMENT)).tokens
     principal = validator.authenticate(result.output.strip())
     assert principal.groups == {G1} and principal.has_role("Clearance.Admin")
 
@@ -223,4 +227,41 @@ def test_symlink_out_of_the_source_tree_is_not_ingested(runtime: Runtime, docs: 
     (docs / "linked.md").symlink_to(outside)
     write_acl(docs, allow=["tenant"])
     job = runtime.pipeline.run(_source(docs))
-    assert job.files_total == 1 and job.counts[FileOutcome.ADDED.value] == 1
+    assert job.counts[FileOutcome.ADDED.value] == 1 and job.counts[FileOutcome.SKIPPED.value] == 1
+    assert [(w.path, "symbolic link" in w.reason) for w in job.warnings] == [("linked.md", True)]
+    assert set(runtime.index.document_states(tenant_id=TENANT, source_id=_source(docs).source_id)) == {"a.md"}
+
+
+# -- bounds: over a limit is that file's clear error, never a stall ------------------------------
+
+_TENANT_MEMBER = Principal(tenant_id=TENANT, object_id="d0000000-0000-4000-8000-000000000002")
+
+
+def _visible_to_members(runtime: Runtime) -> set[str]:
+    vector = runtime.embedder.embed_query("company words")
+    return {p.source for p in runtime.index.search(_TENANT_MEMBER, vector, top_k=100)}
+
+
+def bounded_pipeline(runtime: Runtime, **limits: int) -> IngestionPipeline:
+    parser: Callable[[Path], ParsedDocument] = parse_document
+    return IngestionPipeline(index=runtime.index, embedder=runtime.embedder, jobs=runtime.jobs, parser=parser, **limits)
+
+
+def test_file_over_the_size_limit_is_an_error_and_is_not_parsed(runtime: Runtime, docs: Path) -> None:
+    write_doc(docs, "big.md", "# Big\n\n" + "company words " * (MB // 14 + 10))
+    write_doc(docs, "small.md", "# Small\n\nThe company small text.")
+    write_acl(docs, allow=["tenant"])
+    job = bounded_pipeline(runtime, max_file_bytes=MB).run(FilesystemSource(root=docs, tenant_id=TENANT))
+    assert [(e.path, e.reason) for e in job.errors] == [("big.md", "file is larger than the limit of 1 MB")]
+    assert _visible_to_members(runtime) == {"small.md"}
+
+
+def test_file_over_the_chunk_limit_is_an_error_and_nothing_of_it_is_indexed(runtime: Runtime, docs: Path) -> None:
+    sections = "\n\n".join(f"## Part {n}\n\n" + f"The company step {n} text. " * 40 for n in range(8))
+    write_doc(docs, "long.md", "# Long\n\n" + sections)
+    write_acl(docs, allow=["tenant"])
+    source = FilesystemSource(root=docs, tenant_id=TENANT)
+    job = bounded_pipeline(runtime, max_chunks_per_file=2).run(source)
+    assert [e.path for e in job.errors] == ["long.md"] and "limit of 2 chunks" in job.errors[0].reason
+    doc_id = document_id(tenant_id=TENANT, source_id=source.source_id, path="long.md")
+    assert runtime.index.chunk_ids(doc_id) == set() and job.chunks_written == 0

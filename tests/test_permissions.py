@@ -163,24 +163,22 @@ MATRIX_PRINCIPALS = [
         for p in MATRIX_PRINCIPALS
     ],
 )
-def test_index_filter_agrees_with_the_reference_rule(corpus_runtime: Runtime, principal: Principal) -> None:
+def test_index_filter_agrees_with_the_reference_rule(
+    corpus_runtime: Runtime, principal: Principal, tmp_path: Path
+) -> None:
     """Each principal of the matrix is its own test: what the index returns is exactly what the rule permits."""
-    acls = {p: _acl_of(corpus_runtime, p) for p in ALL_DOCS}
+    acls = {p: _acl_of(corpus_runtime, tmp_path / "corpus", p) for p in ALL_DOCS}
     expected = {p for p, acl in acls.items() if acl.permits(principal.access_keys())}
     assert visible(corpus_runtime, principal) == expected
 
 
-def _doc_id(runtime: Runtime, path: str) -> str:
-    return document_id(tenant_id=TENANT, source_id=_corpus_source(runtime).source_id, path=path)
+def _doc_id(root: Path, path: str) -> str:
+    # Job records no longer carry the server's path, so the corpus root is passed in.
+    return document_id(tenant_id=TENANT, source_id=FilesystemSource(root=root, tenant_id=TENANT).source_id, path=path)
 
 
-def _corpus_source(runtime: Runtime) -> FilesystemSource:
-    [job] = runtime.jobs.list(limit=1)
-    return FilesystemSource(root=Path(job.source.removeprefix("fs:")), tenant_id=TENANT)
-
-
-def _acl_of(runtime: Runtime, path: str) -> AccessList:
-    acl = runtime.index.stored_acl(_doc_id(runtime, path))  # the stored ACL payload, as the index holds it
+def _acl_of(runtime: Runtime, root: Path, path: str) -> AccessList:
+    acl = runtime.index.stored_acl(_doc_id(root, path))  # the stored ACL payload, as the index holds it
     assert acl is not None, path
     return acl
 
@@ -214,12 +212,12 @@ def test_filter_without_principals_fails_closed(monkeypatch: pytest.MonkeyPatch)
 
 def test_acl_only_change_rewrites_payload_without_reembedding(corpus_runtime: Runtime, tmp_path: Path) -> None:
     root = tmp_path / "corpus"
-    chunk_ids_before = _chunk_ids(corpus_runtime, "finance/q3.md")
+    chunk_ids_before = _chunk_ids(corpus_runtime, tmp_path / "corpus", "finance/q3.md")
     write_acl(root / "finance", allow=[f"group:{ENG}"])  # finance moves to engineering
     job = corpus_runtime.pipeline.run(FilesystemSource(root=root, tenant_id=TENANT))
     assert job.counts[FileOutcome.ACL_UPDATED.value] == 2
     assert job.counts[FileOutcome.UPDATED.value] == 0 and job.chunks_written == 0
-    assert _chunk_ids(corpus_runtime, "finance/q3.md") == chunk_ids_before
+    assert _chunk_ids(corpus_runtime, tmp_path / "corpus", "finance/q3.md") == chunk_ids_before
     assert "finance/q3.md" not in visible(corpus_runtime, member(ALICE, FIN))
     assert "finance/q3.md" in visible(corpus_runtime, member(ALICE, ENG))
 
@@ -229,7 +227,7 @@ def test_deleted_file_is_removed_from_the_index(corpus_runtime: Runtime, tmp_pat
     job = corpus_runtime.pipeline.run(FilesystemSource(root=tmp_path / "corpus", tenant_id=TENANT))
     assert job.counts[FileOutcome.DELETED.value] == 1
     assert "finance/q3.md" not in visible(corpus_runtime, member(ALICE, FIN), "Q3 revenue")
-    assert _chunk_ids(corpus_runtime, "finance/q3.md") == set()
+    assert _chunk_ids(corpus_runtime, tmp_path / "corpus", "finance/q3.md") == set()
 
 
 def test_broken_manifest_fails_closed_and_removes_earlier_chunks(corpus_runtime: Runtime, tmp_path: Path) -> None:
@@ -240,8 +238,8 @@ def test_broken_manifest_fails_closed_and_removes_earlier_chunks(corpus_runtime:
     assert visible(corpus_runtime, member(ALICE, FIN)) == {"company/handbook.md"}
 
 
-def _chunk_ids(runtime: Runtime, path: str) -> set[str]:
-    return runtime.index.chunk_ids(_doc_id(runtime, path))
+def _chunk_ids(runtime: Runtime, root: Path, path: str) -> set[str]:
+    return runtime.index.chunk_ids(_doc_id(root, path))
 
 
 class _Flaky:
