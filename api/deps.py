@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Annotated, Protocol
 
 from fastapi import Depends, Request
@@ -38,6 +39,26 @@ class DevIdentity:
     idp: DevIdentityProvider
 
 
+class Role(StrEnum):
+    """What a route may require beyond authentication; each maps to an Entra app role name."""
+
+    ADMIN = "admin"  # ingestion, explain-access
+    AUDITOR = "auditor"  # reading and exporting the audit (reserved for the audit routes)
+    REVIEWER = "reviewer"  # the human review queue (reserved for the review routes)
+
+
+@dataclass(frozen=True, slots=True)
+class RoleNames:
+    """The Entra app role (the token's `roles` claim) that grants each :class:`Role`."""
+
+    admin: str = "Clearance.Admin"
+    auditor: str = "Clearance.Auditor"
+    reviewer: str = "Clearance.Reviewer"
+
+    def of(self, role: Role) -> str:
+        return {Role.ADMIN: self.admin, Role.AUDITOR: self.auditor, Role.REVIEWER: self.reviewer}[role]
+
+
 @dataclass(frozen=True, slots=True)
 class HttpBounds:
     """Limits every request obeys before route code runs (see :mod:`api.limits`)."""
@@ -54,7 +75,7 @@ class ApiComponents:
     answers: AnswerService
     ingestion: IngestionService
     readiness: Callable[[], None]  # raises IndexUnavailableError when the index cannot answer
-    admin_role: str
+    roles: RoleNames = RoleNames()
     dev: DevIdentity | None = None
     docs: bool = False  # serve /docs and /openapi.json
     bounds: HttpBounds = HttpBounds()
@@ -95,15 +116,22 @@ def current_principal(
     return components_of(request).authenticator.authenticate(credentials.credentials)
 
 
-def admin_principal(request: Request, principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
-    role = components_of(request).admin_role
-    if not principal.has_role(role):
-        raise AuthorizationError(f"the {role} role is required")
-    return principal
+def require(role: Role) -> Callable[[Request, Principal], Principal]:
+    """The one role check: a dependency that admits callers holding ``role``'s app role, 403 otherwise."""
+
+    def holder(request: Request, principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+        name = components_of(request).roles.of(role)
+        if not principal.has_role(name):
+            raise AuthorizationError(f"the {name} role is required")
+        return principal
+
+    return holder
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
-AdminPrincipal = Annotated[Principal, Depends(admin_principal)]
+AdminPrincipal = Annotated[Principal, Depends(require(Role.ADMIN))]
+AuditorPrincipal = Annotated[Principal, Depends(require(Role.AUDITOR))]
+ReviewerPrincipal = Annotated[Principal, Depends(require(Role.REVIEWER))]
 Answers = Annotated[AnswerService, Depends(_answers)]
 Ingestion = Annotated[IngestionService, Depends(_ingestion)]
 DevIdentityDep = Annotated[DevIdentity, Depends(_dev_identity)]

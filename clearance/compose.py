@@ -20,7 +20,7 @@ from acl.groups import CachedGroupResolver, GroupResolver, UnavailableGroupResol
 from acl.jwks import JwksKeys
 from acl.tokens import TokenPolicy, TokenValidator
 from api.app import create_app
-from api.deps import ApiComponents, DevIdentity, HttpBounds
+from api.deps import ApiComponents, DevIdentity, HttpBounds, RoleNames
 from clearance.samples import sample_sources
 from clearance.settings import GeneratorKind, Mode, Settings
 from index.embedding import SentenceTransformerEmbedder, default_model_path, set_torch_threads
@@ -109,7 +109,11 @@ class Runtime:
             answers=self.answers,
             ingestion=self.ingestion,
             readiness=self.indexing.index.ping,
-            admin_role=settings.auth.admin_role,
+            roles=RoleNames(
+                admin=settings.auth.admin_role,
+                auditor=settings.auth.auditor_role,
+                reviewer=settings.auth.reviewer_role,
+            ),
             # Token minting exists only in development mode, whatever else was built.
             dev=self.identity.dev if settings.mode is Mode.DEVELOPMENT else None,
             docs=settings.docs_enabled,

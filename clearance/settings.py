@@ -106,6 +106,8 @@ class AuthSettings(BaseModel):
     leeway_seconds: int = Field(default=60, ge=0, le=300)
     group_cache_ttl_seconds: float = Field(default=300.0, ge=0)
     admin_role: str = "Clearance.Admin"
+    auditor_role: str = "Clearance.Auditor"
+    reviewer_role: str = "Clearance.Reviewer"
 
 
 class GeneratorSettings(BaseModel):

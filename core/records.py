@@ -42,6 +42,19 @@ class DocumentState:
 
 
 @dataclass(frozen=True, slots=True)
+class StoredDocument:
+    """A live document as an administrator sees it: identity, place and stored ACL keys (never for callers)."""
+
+    doc_id: str
+    tenant_id: str
+    source_id: str
+    path: str
+    title: str
+    acl_allow: frozenset[str]
+    acl_deny: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
 class Passage:
     """A chunk as a caller may see it: no ACL fields, ever."""
 

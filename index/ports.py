@@ -17,7 +17,7 @@ from qdrant_client import models
 
 from acl.access import AccessList
 from acl.principal import Principal
-from core.records import ChunkDraft, DocumentMeta, DocumentState, Passage
+from core.records import ChunkDraft, DocumentMeta, DocumentState, Passage, StoredDocument
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +80,10 @@ class ChunkIndex(Protocol):
 
     def stored_acl(self, doc_id: str) -> AccessList | None:
         """The ACL stored on a document's chunks (admin read for explain-access and tests)."""
+        ...
+
+    def documents(self, *, tenant_id: str, offset: int = 0, limit: int = 100) -> list[StoredDocument]:
+        """Live documents of one tenant ordered by source and path, a page at a time (an admin read)."""
         ...
 
     def search(

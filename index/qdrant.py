@@ -32,7 +32,7 @@ from acl.index_filter import (
 )
 from acl.principal import Principal
 from core.errors import IndexUnavailableError
-from core.records import DocumentState, Passage
+from core.records import DocumentState, Passage, StoredDocument
 from index.ports import IndexedDocument
 
 DENSE_VECTOR = "dense"
@@ -212,6 +212,31 @@ class QdrantChunkIndex:
                 chunk_count=int(payload.get("chunk_count", 0)),
             )
         return states
+
+    def documents(self, *, tenant_id: str, offset: int = 0, limit: int = 100) -> list[StoredDocument]:
+        flt = models.Filter(
+            must=[
+                _match(TENANT_FIELD, tenant_id),
+                _match(STATE_FIELD, LIVE_STATE),
+                models.FieldCondition(key="chunk_index", match=models.MatchValue(value=0)),
+            ]
+        )
+        fields = ["doc_id", "tenant_id", "source_id", "path", "title", ALLOW_FIELD, DENY_FIELD]
+        found = [
+            StoredDocument(
+                doc_id=str(p["doc_id"]),
+                tenant_id=str(p["tenant_id"]),
+                source_id=str(p["source_id"]),
+                path=str(p["path"]),
+                title=str(p.get("title") or ""),
+                acl_allow=frozenset(p.get(ALLOW_FIELD) or ()),
+                acl_deny=frozenset(p.get(DENY_FIELD) or ()),
+            )
+            for p in self._scroll(flt, fields)
+        ]
+        # One chunk 0 per live document; sorted so that pages are stable across calls.
+        found.sort(key=lambda d: (d.source_id, d.path))
+        return found[offset : offset + limit]
 
     def chunk_ids(self, doc_id: str) -> set[str]:
         """Ids of every stored chunk of a document, staged or live (an admin read)."""
