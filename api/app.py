@@ -14,7 +14,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from api.deps import ApiComponents
 from api.limits import RequestLimits
 from api.problems import install_problem_handlers, problem
-from api.routes import admin, answers, dev
+from api.routes import admin, answers, dev, explain
 from core.errors import ClearanceError
 
 STATIC = Path(__file__).parent / "static"
@@ -54,6 +54,7 @@ def create_app(components: ApiComponents, *, on_shutdown: Callable[[], None] | N
     install_problem_handlers(app)
     app.include_router(answers.router)
     app.include_router(admin.router)
+    app.include_router(explain.router)
     if components.dev is not None:
         log.warning("development mode: the bundled identity provider is trusted and /dev/token mints tokens")
         app.include_router(dev.router)

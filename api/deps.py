@@ -21,6 +21,7 @@ from acl.dev.idp import DevIdentityProvider
 from acl.principal import Principal
 from api.limits import PRINCIPAL_SCOPE_KEY
 from core.errors import AuthenticationError, AuthorizationError, NotFoundError
+from ingest.explain import ExplainAccess
 from ingest.service import IngestionService
 from retrieval.answer import AnswerService
 
@@ -77,6 +78,7 @@ class ApiComponents:
     readiness: Callable[[], None]  # raises IndexUnavailableError when the index cannot answer
     roles: RoleNames = RoleNames()
     dev: DevIdentity | None = None
+    explain: ExplainAccess | None = None  # admin explain-access routes
     docs: bool = False  # serve /docs and /openapi.json
     bounds: HttpBounds = HttpBounds()
 

@@ -255,6 +255,32 @@ def demo(
         _serve(settings, host=bind_host, port=bind_port)
 
 
+@app.command()
+def explain(
+    user: Annotated[str, typer.Option("--user", help="object id of the user")],
+    tenant: Annotated[str, typer.Option("--tenant", help="tenant id")],
+    document: Annotated[str, typer.Option("--document", help="path of the document (under the tenant's root)")],
+) -> None:
+    """Can this user see this document, and why: the deciding entry, the ACL's origins, stale or not."""
+    from clearance.compose import build_explain, build_indexing, load_directory
+    from ingest.explain import describe
+
+    settings = _settings()
+    try:
+        directory = load_directory(settings) if settings.mode is Mode.DEVELOPMENT else None
+        indexing = build_indexing(settings)
+    except (ClearanceError, ValueError) as exc:
+        raise _fail(str(exc)) from exc
+    try:
+        service = build_explain(settings, indexing=indexing, directory=directory)
+        for line in describe(service.explain_user(tenant_id=tenant, object_id=user, document_path=document)):
+            console.print(line, highlight=False, markup=False)
+    except ClearanceError as exc:
+        raise _fail(str(exc)) from exc
+    finally:
+        indexing.close()
+
+
 @dev_app.command("token")
 def dev_token(
     user: Annotated[str | None, typer.Option(help="sample user name (see `clearance dev users`)")] = None,

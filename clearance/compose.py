@@ -26,6 +26,7 @@ from clearance.settings import GeneratorKind, Mode, Settings
 from index.embedding import SentenceTransformerEmbedder, default_model_path, set_torch_threads
 from index.ports import ChunkIndex, Embedder
 from index.qdrant import QdrantChunkIndex, open_client
+from ingest.explain import DevDirectoryAccess, ExplainAccess
 from ingest.jobs import JobStore
 from ingest.parse import parse_document
 from ingest.pipeline import MB, IngestionPipeline
@@ -72,6 +73,7 @@ class Runtime:
     identity: Identity
     answers: AnswerService
     ingestion: IngestionService
+    explain: ExplainAccess
 
     @property
     def embedder(self) -> Embedder:
@@ -108,6 +110,7 @@ class Runtime:
             authenticator=self.identity.tokens,
             answers=self.answers,
             ingestion=self.ingestion,
+            explain=self.explain,
             readiness=self.indexing.index.ping,
             roles=RoleNames(
                 admin=settings.auth.admin_role,
@@ -267,14 +270,27 @@ def build_runtime(settings: Settings, *, embedder: Embedder | None = None) -> Ru
     """Everything the server runs."""
     indexing = build_indexing(settings, embedder=embedder)
     identity = build_identity(settings)
+    directory = identity.dev.directory if identity.dev else None
     return Runtime(
         settings=settings,
         indexing=indexing,
         identity=identity,
         answers=build_answers(settings, indexing=indexing),
-        ingestion=build_ingestion(
-            settings, indexing=indexing, directory=identity.dev.directory if identity.dev else None
-        ),
+        ingestion=build_ingestion(settings, indexing=indexing, directory=directory),
+        explain=build_explain(settings, indexing=indexing, directory=directory),
+    )
+
+
+def build_explain(settings: Settings, *, indexing: Indexing, directory: Directory | None = None) -> ExplainAccess:
+    """Explain-access over the index; users and display names come from the development directory where
+    there is one. In production, explaining by object id needs a user resolver (Microsoft Graph), which is
+    not wired yet: those calls answer "not found" rather than guess a principal."""
+    access = DevDirectoryAccess(directory) if directory is not None else None
+    return ExplainAccess(
+        index=indexing.index,
+        allowed_roots=allowed_roots(settings, directory=directory),
+        directory=access,
+        users=access.principal if access is not None else None,
     )
 
 

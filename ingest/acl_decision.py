@@ -23,12 +23,18 @@ The rules (the contract of the filesystem source, see README "ACL manifests"):
   version is removed).
 - Deny beats allow: a caller may read iff allow meets the caller's keys and
   deny does not (:meth:`AccessList.permits`).
+
+Every decision also records where it came from (:class:`AclOrigins` on
+:class:`Granted`, the broken manifests on :class:`Nobody`), computed in the
+same pass that makes it, so explain-access (:mod:`ingest.explain`) can never
+tell a story that differs from what ingestion stored. Origins never take part
+in equality: two decisions with the same ACL are the same decision.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from acl.access import AccessList
@@ -45,6 +51,8 @@ class ManifestLevel:
     allow: frozenset[str]
     deny: frozenset[str]
     inherit: bool
+    # The manifest's path relative to the source root: reported by explanations, never part of a decision.
+    source: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +60,8 @@ class ManifestProblem:
     """A manifest that exists (or may exist) but cannot be trusted; ``reason`` names it."""
 
     reason: str
+    # The file (or folder) at fault, relative to the source root; for explanations only.
+    source: str = field(default="", compare=False)
 
 
 LevelReading = ManifestLevel | ManifestProblem
@@ -102,12 +112,50 @@ _ENTRY_REASONS = {
 }
 
 
+class Effect(StrEnum):
+    """Which list of an access list an entry sits in."""
+
+    ALLOW = "allow"
+    DENY = "deny"
+
+
+@dataclass(frozen=True, slots=True)
+class EntryOrigin:
+    """One entry of an effective ACL and the manifests of the chain that name it, root first."""
+
+    effect: Effect
+    key: str
+    manifests: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AclOrigins:
+    """Where an effective ACL came from.
+
+    ``chain`` lists the manifests that were combined, root first: the deepest one
+    that replaces what is above it, then every ``"inherit": true`` manifest below
+    it. ``replaced`` lists the manifests above the chain whose entries it dropped.
+    """
+
+    chain: tuple[str, ...] = ()
+    replaced: tuple[str, ...] = ()
+    entries: tuple[EntryOrigin, ...] = ()
+
+    def manifests_of(self, effect: Effect, key: str) -> tuple[str, ...]:
+        """The manifests that name ``key`` in ``effect`` (empty when the ACL does not hold it)."""
+        for entry in self.entries:
+            if entry.effect is effect and entry.key == key:
+                return entry.manifests
+        return ()
+
+
 @dataclass(frozen=True, slots=True)
 class Granted:
     """The manifests were read and combined: this is the file's access list."""
 
     acl: AccessList
     warnings: tuple[str, ...] = ()
+    origins: AclOrigins = field(default_factory=AclOrigins, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +164,8 @@ class Nobody:
 
     cause: NobodyCause
     reason: str
+    # For MANIFEST_ERROR: every broken manifest on the way, each with its file (explanations only).
+    problems: tuple[ManifestProblem, ...] = field(default=(), compare=False)
 
 
 AclDecision = Granted | Nobody
@@ -129,16 +179,19 @@ def decide_acl(*, kind: EntryKind, levels: Sequence[LevelReading] = (), detail: 
     if kind is not EntryKind.REGULAR_FILE:
         reason = _ENTRY_REASONS[kind] + (f" ({detail})" if detail else "")
         return Nobody(cause=NobodyCause(kind.value), reason=reason)
-    problems = [level.reason for level in levels if isinstance(level, ManifestProblem)]
+    problems = tuple(level for level in levels if isinstance(level, ManifestProblem))
     if problems:
         # Any broken level wins over every valid one, deeper or not: its intent is unknown.
         return Nobody(
-            cause=NobodyCause.MANIFEST_ERROR, reason="ACL manifest error, not indexed: " + "; ".join(problems)
+            cause=NobodyCause.MANIFEST_ERROR,
+            reason="ACL manifest error, not indexed: " + "; ".join(problem.reason for problem in problems),
+            problems=problems,
         )
-    acl = _combine([level for level in levels if isinstance(level, ManifestLevel)])
-    if acl is None:
+    combined = _combine([level for level in levels if isinstance(level, ManifestLevel)])
+    if combined is None:
         return Nobody(cause=NobodyCause.NO_MANIFEST, reason=NO_ACL_WARNING)
-    return Granted(acl=acl, warnings=_never_matching(acl))
+    acl, origins = combined
+    return Granted(acl=acl, warnings=_never_matching(acl), origins=origins)
 
 
 def stored_acl(decision: AclDecision) -> AccessList:
@@ -146,14 +199,41 @@ def stored_acl(decision: AclDecision) -> AccessList:
     return decision.acl if isinstance(decision, Granted) else AccessList.nobody()
 
 
-def _combine(levels: Sequence[ManifestLevel]) -> AccessList | None:
-    acl: AccessList | None = None
+def held_acl(*, allow: Iterable[str], deny: Iterable[str]) -> AccessList:
+    """The ACL an index payload holds, so that explanations judge it with :meth:`AccessList.permits`.
+
+    Reporting only: what a file's chunks carry is decided by :func:`decide_acl` alone.
+    """
+    return AccessList(allow=frozenset(allow), deny=frozenset(deny))
+
+
+def _combine(levels: Sequence[ManifestLevel]) -> tuple[AccessList, AclOrigins] | None:
+    # The chain is what the ACL is made of, so the ACL and its origins come from one list and cannot differ:
+    # a level that does not inherit (or has no parent) starts the chain again, one that inherits joins it.
+    chain: list[ManifestLevel] = []
+    replaced: list[str] = []
     for level in levels:
-        if level.inherit and acl is not None:
-            acl = AccessList(allow=acl.allow | level.allow, deny=acl.deny | level.deny)
-        else:
-            acl = AccessList(allow=level.allow, deny=level.deny)
-    return acl
+        if not (level.inherit and chain):
+            replaced.extend(earlier.source for earlier in chain)
+            chain = []
+        chain.append(level)
+    if not chain:
+        return None
+    acl = AccessList(
+        allow=frozenset[str]().union(*(level.allow for level in chain)),
+        deny=frozenset[str]().union(*(level.deny for level in chain)),
+    )
+    entries = tuple(
+        EntryOrigin(
+            effect=effect,
+            key=key,
+            manifests=tuple(level.source for level in chain if key in (level.allow if allowed else level.deny)),
+        )
+        for effect, keys, allowed in ((Effect.ALLOW, acl.allow, True), (Effect.DENY, acl.deny, False))
+        for key in sorted(keys)
+    )
+    origins = AclOrigins(chain=tuple(level.source for level in chain), replaced=tuple(replaced), entries=entries)
+    return acl, origins
 
 
 def _never_matching(acl: AccessList) -> tuple[str, ...]:

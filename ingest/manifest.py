@@ -74,6 +74,7 @@ def read_manifest(path: Path, *, tenant_id: str, label: str | None = None) -> Ma
         allow=_keys(raw.get("allow", []), "allow", label, tenant_id),
         deny=_keys(raw.get("deny", []), "deny", label, tenant_id),
         inherit=inherit,
+        source=label,
     )
 
 
@@ -152,6 +153,20 @@ def _shorten(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def governing_manifests(document_path: str) -> tuple[str, ...]:
+    """Where manifests for a document (a '/'-separated path relative to the root) are looked for, root first.
+
+    Each folder's ``.acl.json`` from the root down, then the sidecar: the places an
+    admin can put one when a file has none (explanations; :class:`ManifestResolver`
+    reads the same places).
+    """
+    folders = document_path.split("/")[:-1]
+    places = [FOLDER_MANIFEST]
+    places.extend("/".join(folders[: depth + 1]) + "/" + FOLDER_MANIFEST for depth in range(len(folders)))
+    places.append(document_path + SIDECAR_SUFFIX)
+    return tuple(places)
+
+
 class ManifestResolver:
     """Finds and reads the manifests that govern files below one root, each folder once.
 
@@ -195,9 +210,11 @@ class ManifestResolver:
         near = listing.near_misses(expected)
         if near:
             # Which of the look-alikes was meant cannot be known, so the file waits for a rename.
+            near_label = self._label(folder / near[0])
             return ManifestProblem(
-                f"{self._label(folder / near[0])}: differs from '{safe_text(expected)}' only in letter case or "
-                "Unicode normalisation; rename it to apply it"
+                f"{near_label}: differs from '{safe_text(expected)}' only in letter case or "
+                "Unicode normalisation; rename it to apply it",
+                source=near_label,
             )
         return self._read(folder, listing, expected)
 
@@ -205,10 +222,11 @@ class ManifestResolver:
         if expected not in listing.names:
             return None
         path = folder / expected
+        label = self._label(path)
         try:
-            return read_manifest(path, tenant_id=self._tenant_id, label=self._label(path))
+            return read_manifest(path, tenant_id=self._tenant_id, label=label)
         except ManifestError as exc:
-            return ManifestProblem(str(exc))
+            return ManifestProblem(str(exc), source=label)
 
     def _listing(self, folder: Path) -> _Listing | ManifestProblem:
         if folder in self._listings:
@@ -217,8 +235,9 @@ class ManifestResolver:
             found: _Listing | ManifestProblem = _Listing.of(os.listdir(folder))
         except OSError as exc:
             # Without a listing nobody can say which manifest applies here.
+            label = self._label(folder)
             found = ManifestProblem(
-                f"{self._label(folder)}: folder cannot be listed ({exc.strerror or type(exc).__name__})"
+                f"{label}: folder cannot be listed ({exc.strerror or type(exc).__name__})", source=label
             )
         self._listings[folder] = found
         return found
