@@ -8,6 +8,7 @@ capabilities through :class:`api.deps.ApiComponents`.
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,7 @@ from index.ports import ChunkIndex, Embedder
 from index.qdrant import QdrantChunkIndex, open_client
 from ingest.explain import DevDirectoryAccess, ExplainAccess
 from ingest.jobs import JobStore
-from ingest.parse import parse_document
+from ingest.parse import IsolatedParser, ParseLimits, parse_document
 from ingest.pipeline import MB, IngestionPipeline
 from ingest.runner import BackgroundJobs
 from ingest.service import IngestionService
@@ -48,8 +49,11 @@ class Indexing:
     index: ChunkIndex
     jobs: JobStore
     pipeline: IngestionPipeline
+    parser: IsolatedParser | None = None  # the parsing worker process, when parsing is isolated
 
     def close(self) -> None:
+        if self.parser is not None:
+            self.parser.close()
         self.index.close()
 
 
@@ -181,16 +185,30 @@ def build_indexing(settings: Settings, *, embedder: Embedder | None = None) -> I
     embedder = embedder or build_embedder(settings)
     index = build_index(settings, dimension=embedder.dimension)
     jobs = JobStore(root=settings.jobs_dir)
+    limits = parse_limits(settings)
+    isolated = IsolatedParser(limits) if settings.ingest.isolate_parsing else None
     pipeline = IngestionPipeline(
         index=index,
         embedder=embedder,
         jobs=jobs,
-        parser=parse_document,
+        parser=isolated or functools.partial(parse_document, limits=limits),
         max_chunk_chars=settings.ingest.max_chunk_chars,
         max_file_bytes=int(settings.ingest.max_file_mb * MB),
         max_chunks_per_file=settings.ingest.max_chunks_per_file,
     )
-    return Indexing(embedder=embedder, index=index, jobs=jobs, pipeline=pipeline)
+    return Indexing(embedder=embedder, index=index, jobs=jobs, pipeline=pipeline, parser=isolated)
+
+
+def parse_limits(settings: Settings) -> ParseLimits:
+    config = settings.ingest
+    return ParseLimits(
+        time_limit_s=config.parse_timeout_seconds,
+        memory_limit_bytes=config.parse_memory_mb * MB,
+        max_decompressed_bytes=int(config.max_decompressed_mb * MB),
+        max_compression_ratio=config.max_compression_ratio,
+        max_pages=config.max_pdf_pages,
+        max_text_chars=config.max_text_chars,
+    )
 
 
 def ensure_private_dir(path: Path) -> None:

@@ -73,9 +73,14 @@ class IngestSettings(BaseModel):
     max_file_mb: float = Field(default=100.0, gt=0, description="files larger than this are a per-file error")
     max_chunks_per_file: int = Field(default=5000, ge=1)
     parse_timeout_seconds: float = Field(default=120.0, gt=0, description="time one file may take to parse")
-    parse_memory_mb: int = Field(default=3072, ge=256, description="address space of the parsing worker")
+    parse_memory_mb: int = Field(default=2048, ge=256, description="address space of the parsing worker")
+    isolate_parsing: bool = Field(
+        default=True, description="parse in a worker process under the time and memory limits (off: in-process)"
+    )
     max_decompressed_mb: float = Field(default=200.0, gt=0, description="uncompressed size of an Office/ODF package")
+    max_compression_ratio: float = Field(default=100.0, gt=1, description="for packages declaring over 10 MB")
     max_pdf_pages: int = Field(default=2000, ge=1)
+    max_text_chars: int = Field(default=10_000_000, ge=1000, description="text one document may yield")
 
     @field_validator("default_tenant")
     @classmethod

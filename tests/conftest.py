@@ -75,7 +75,9 @@ def settings(tmp_path: Path) -> Settings:
         users_file=write_users(tmp_path / "users.json"),
         index=IndexSettings(location=":memory:"),
         mode=Mode.DEVELOPMENT,
-        ingest=IngestSettings(allowed_roots={TENANT: [tmp_path / "corpus"]}),
+        # In-process parsing: a worker process per test runtime would cost seconds each; the
+        # isolated parser has its own tests (tests/test_parse_limits.py, tests/test_compose.py).
+        ingest=IngestSettings(allowed_roots={TENANT: [tmp_path / "corpus"]}, isolate_parsing=False),
     )
 
 

@@ -90,7 +90,9 @@ def settings(tmp_path: Path) -> Settings:
         users_file=write_directory(tmp_path / "users.json"),
         index=IndexSettings(location=":memory:"),
         mode=Mode.DEVELOPMENT,
-        ingest=IngestSettings(allowed_roots={TENANT: [tmp_path / "corpus"], OTHER_TENANT: [tmp_path / "other"]}),
+        ingest=IngestSettings(
+            allowed_roots={TENANT: [tmp_path / "corpus"], OTHER_TENANT: [tmp_path / "other"]}, isolate_parsing=False
+        ),
     )
 
 

@@ -29,10 +29,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from statistics import median
 from typing import Any, Final
 
+from core.errors import DocumentParseError
 from ingest.parse.elements import ElementKind, ParsedDocument, ParsedElement
 
 _SENTENCE_END: Final = (".", "!", ",", ";")
@@ -147,13 +149,17 @@ class _Table:
         return "\n".join(lines)
 
 
-def parse_pdf(path: Path) -> ParsedDocument:
+def parse_pdf(path: Path, *, max_pages: int | None = None) -> ParsedDocument:
+    """Parse a PDF; with ``max_pages``, refuse one with more pages before any layout analysis."""
     from pdfminer.high_level import extract_pages
     from pdfminer.layout import LAParams
 
+    if max_pages is not None and _has_more_pages(path, max_pages):
+        raise DocumentParseError(f"page count exceeds the limit (more than {max_pages:,} pages)")
     items: list[_Block | tuple[int, _Table]] = []
     sizes: list[float] = []
-    for number, page in enumerate(extract_pages(path, laparams=LAParams(all_texts=True)), 1):
+    pages = extract_pages(path, laparams=LAParams(all_texts=True), maxpages=max_pages or 0)
+    for number, page in enumerate(pages, 1):
         boxes = list(_text_boxes(page))
         box_lines = [_box_lines(index, box) for index, box in enumerate(boxes)]
         tables = _find_tables([line for lines in box_lines for line in lines], _grid_rects(_cell_rects(page)))
@@ -177,6 +183,22 @@ def parse_pdf(path: Path) -> ParsedDocument:
     elements = tuple(_element(item, body_size) for item in items)
     title = next((e.text for e in elements if e.kind is ElementKind.TITLE), None)
     return ParsedDocument(title=title, elements=elements)
+
+
+def _has_more_pages(path: Path, limit: int) -> bool:
+    """Whether the page tree holds more than ``limit`` pages.
+
+    Walks the tree that layout analysis would walk, rather than trusting the catalog's
+    ``/Count``, which a crafted file can understate; stops at ``limit + 1``.
+    """
+    from pdfminer.pdfdocument import PDFDocument
+    from pdfminer.pdfpage import PDFPage
+    from pdfminer.pdfparser import PDFParser
+
+    with path.open("rb") as handle:
+        document = PDFDocument(PDFParser(handle))
+        pages = PDFPage.create_pages(document)
+        return sum(1 for _ in islice(pages, limit + 1)) > limit
 
 
 def _element(item: _Block | tuple[int, _Table], body_size: float) -> ParsedElement:

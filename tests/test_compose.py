@@ -1,0 +1,30 @@
+"""The composition root builds what each entry point needs, with production's defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from clearance.compose import build_indexing
+from clearance.settings import IndexSettings, Settings
+from index.embedding import SentenceTransformerEmbedder
+from ingest.jobs import JobStatus
+from ingest.parse import IsolatedParser
+from ingest.source import FilesystemSource
+from tests.conftest import TENANT, write_acl, write_doc
+
+
+def test_ingestion_parses_in_an_isolated_worker_by_default(
+    tmp_path: Path, embedder: SentenceTransformerEmbedder
+) -> None:
+    settings = Settings(data_dir=tmp_path / "data", index=IndexSettings(location=":memory:"))
+    indexing = build_indexing(settings, embedder=embedder)
+    try:
+        assert isinstance(indexing.parser, IsolatedParser)
+        write_doc(tmp_path / "docs", "a.md", "# Alpha\n\nThe Alpha project ships in May.")
+        write_acl(tmp_path / "docs", allow=["tenant"])
+        job = indexing.pipeline.run(FilesystemSource(root=tmp_path / "docs", tenant_id=TENANT))
+        assert job.status is JobStatus.SUCCEEDED and job.chunks_written == 1
+        assert indexing.parser.worker_pid is not None  # the worker really parsed it
+    finally:
+        indexing.close()
+    assert indexing.parser.worker_pid is None  # closing the indexing side ends the worker
