@@ -18,7 +18,7 @@ from acl.dev.idp import DEV_ISSUER_TEMPLATE, DevIdentityProvider
 from acl.groups import GroupResolver, UnavailableGroupResolver
 from acl.jwks import JwksKeys
 from acl.principal import NarrowingReason, Principal, group_key, tenant_key, user_key
-from acl.tokens import TokenPolicy, TokenValidator
+from acl.tokens import DEFAULT_SCOPE, TokenPolicy, TokenValidator
 from core.errors import AuthenticationError
 from tests.conftest import G1, G2, OTHER_TENANT, TENANT, write_users
 
@@ -259,3 +259,32 @@ def test_development_idp_emits_acct_for_members_and_guests(idp: DevIdentityProvi
     assert acct(mint(idp)) == 0
     assert acct(mint(idp, guest=True)) == 1
     assert acct(mint(idp, omit_claims=("acct",))) == "absent"
+
+
+def test_development_idp_tokens_carry_the_api_scope_and_pass_the_same_rules(idp: DevIdentityProvider) -> None:
+    token = mint(idp)
+    assert jwt.decode(token, options={"verify_signature": False})["scp"] == DEFAULT_SCOPE
+    assert validator(idp).authenticate(token).object_id == OID
+
+
+def test_development_token_without_the_api_scope_is_rejected(idp: DevIdentityProvider) -> None:
+    assert "scope" in rejects(validator(idp), mint(idp, scopes=("User.Read",)))
+
+
+def test_development_token_without_scp_is_app_only_and_rejected_by_default(idp: DevIdentityProvider) -> None:
+    assert "app-only" in rejects(validator(idp), mint(idp, omit_claims=("scp",)))
+
+
+def test_development_token_claiming_version_one_is_rejected(idp: DevIdentityProvider) -> None:
+    # The development issuer has the v2 form: a "1.0" token from it is not what it issues.
+    assert "version" in rejects(validator(idp), mint(idp, extra_claims={"ver": "1.0"}))
+
+
+def test_narrow_resolver_resolves_overage_but_cannot_tell_guests_from_members(
+    idp: DevIdentityProvider, tmp_path: Path
+) -> None:
+    directory = Directory.load(write_users(tmp_path / "users.json"))
+    user = directory.user("overage")
+    token = idp.mint(tenant_id=TENANT, object_id=user.oid, groups=user.groups, omit_claims=("acct",))
+    principal = validator(idp, groups=DirectoryGroupResolver(directory=directory)).authenticate(token)
+    assert principal.groups == frozenset(user.groups) and principal.narrowed == {UNKNOWN}

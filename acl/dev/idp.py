@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from acl.dev.directory import DirectoryUser
+from acl.tokens import DEFAULT_SCOPE
 
 DEV_ISSUER_TEMPLATE = "https://dev-idp.clearance.invalid/{tid}/v2.0"
 # Entra ID stops listing groups in a token past this many and signals overage.
@@ -60,12 +61,15 @@ class DevIdentityProvider:
         lifetime_seconds: int = 3600,
         extra_claims: dict[str, Any] | None = None,
         omit_claims: Iterable[str] = (),
+        scopes: Iterable[str] = (DEFAULT_SCOPE,),
     ) -> str:
-        """A signed access token; more than 200 groups become an overage claim.
+        """A signed, delegated access token; more than 200 groups become an overage claim.
 
         ``acct`` is always emitted (0 member, 1 guest) unless named in
         ``omit_claims``, which removes claims after ``extra_claims`` is applied:
         tests use it to mint what a misconfigured Entra app sends (no ``acct``).
+        ``scp`` carries ``scopes``, the API's scope by default, so that the token
+        passes the same rules as an Entra user token.
         """
         now = int(time.time())
         group_list = list(groups)
@@ -79,6 +83,7 @@ class DevIdentityProvider:
             "oid": object_id,
             "sub": object_id,
             "ver": "2.0",
+            "scp": " ".join(scopes),
             "acct": 1 if guest else 0,
             "roles": list(roles),
         }
