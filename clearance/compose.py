@@ -17,13 +17,15 @@ from fastapi import FastAPI
 
 from acl.dev.directory import Directory, DirectoryGroupResolver
 from acl.dev.idp import DEV_ISSUER_TEMPLATE, DevIdentityProvider
-from acl.groups import CachedGroupResolver, GroupResolver, UnavailableGroupResolver
+from acl.graph import GraphGroupResolver, GraphMode, graph_session
+from acl.group_cache import build_group_cache
+from acl.groups import GroupResolver, GroupSource, UnavailableGroupResolver, UserDirectory
 from acl.jwks import JwksKeys
-from acl.tokens import TokenPolicy, TokenValidator
+from acl.tokens import IssuerTemplate, TokenPolicy, TokenValidator, entra_issuers
 from api.app import create_app
 from api.deps import ApiComponents, DevIdentity, HttpBounds, RoleNames
 from clearance.samples import sample_sources
-from clearance.settings import GeneratorKind, Mode, Settings
+from clearance.settings import GeneratorKind, GraphModeSetting, Mode, Settings
 from index.embedding import SentenceTransformerEmbedder, default_model_path, set_torch_threads
 from index.ports import ChunkIndex, Embedder
 from index.qdrant import QdrantChunkIndex, open_client
@@ -234,9 +236,11 @@ def build_dev_identity(settings: Settings, *, directory: Directory | None = None
 def build_identity(settings: Settings) -> Identity:
     auth = settings.auth
     dev: DevIdentity | None = None
-    resolver: GroupResolver = UnavailableGroupResolver()  # Microsoft Graph resolution is configured later
-    issuer_templates = tuple(auth.issuer_templates)
-    jwks_url = auth.jwks_url
+    resolver: GroupResolver | UserDirectory = UnavailableGroupResolver()
+    issuer_templates: tuple[str | IssuerTemplate, ...] = tuple(auth.issuer_templates) or entra_issuers(
+        authority=auth.authority, v1_authority=auth.v1_authority
+    )
+    jwks_url = auth.jwks_url or f"{auth.authority.rstrip('/')}/common/discovery/v2.0/keys"
     allowed = set(auth.allowed_tenants)
     if settings.mode is Mode.DEVELOPMENT:
         dev = build_dev_identity(settings)
@@ -244,15 +248,60 @@ def build_identity(settings: Settings) -> Identity:
         # Same validation code, different issuer and key set: that is all "development" changes.
         issuer_templates, jwks_url = (DEV_ISSUER_TEMPLATE,), dev.idp.jwks_url
         allowed = allowed or set(dev.directory.tenant_names)
+    elif settings.graph.mode is not GraphModeSetting.OFF:
+        resolver = build_graph_resolver(settings)
+    if not allowed:
+        raise ValueError(
+            "CLEARANCE_AUTH__ALLOWED_TENANTS is empty: list the tenant ids whose tokens are accepted "
+            "(for a local demo, run `clearance demo`)"
+        )
     policy = TokenPolicy(
         audiences=tuple(auth.audiences),
         issuer_templates=issuer_templates,
         allowed_tenants=frozenset(allowed),
         leeway_seconds=auth.leeway_seconds,
         missing_acct_is_member=auth.trust_missing_acct,
+        required_scopes=tuple(auth.required_scopes),
+        app_roles=frozenset(auth.app_roles),
+        app_client_ids=frozenset(auth.app_client_ids),
+        group_source=GroupSource(auth.group_source.value),
     )
-    cached = CachedGroupResolver(inner=resolver, ttl_seconds=auth.group_cache_ttl_seconds)
-    return Identity(tokens=TokenValidator(policy=policy, keys=JwksKeys(url=jwks_url), groups=cached), dev=dev)
+    keys = JwksKeys(
+        url=jwks_url,
+        ca_file=auth.ca_file,
+        lifespan_seconds=auth.jwks_lifespan_seconds,
+        cooldown_seconds=auth.jwks_cooldown_seconds,
+        max_age_seconds=auth.jwks_max_age_seconds,
+    )
+    groups = build_group_cache(
+        inner=resolver,
+        ttl_seconds=auth.group_cache_ttl_seconds,
+        redis_url=auth.redis_url,
+        key_prefix=auth.redis_key_prefix,
+    )
+    return Identity(tokens=TokenValidator(policy=policy, keys=keys, groups=groups), dev=dev)
+
+
+def build_graph_resolver(settings: Settings) -> GraphGroupResolver:
+    """Microsoft Graph through msal, app-only or on behalf of the caller."""
+    graph, auth = settings.graph, settings.auth
+    if not graph.client_id or not graph.client_secret.get_secret_value():
+        raise ValueError("CLEARANCE_GRAPH__CLIENT_ID and CLEARANCE_GRAPH__CLIENT_SECRET are needed for Graph")
+    return GraphGroupResolver(
+        client_id=graph.client_id,
+        client_credential=graph.client_secret.get_secret_value(),
+        mode=GraphMode(graph.mode.value),
+        authority=auth.authority,
+        graph_url=graph.url,
+        graph_scope=graph.scope,
+        security_enabled_only=graph.security_enabled_only,
+        session=graph_session(ca_file=auth.ca_file, timeout_seconds=graph.timeout_seconds),
+        timeout_seconds=graph.timeout_seconds,
+        retry_budget_seconds=graph.retry_budget_seconds,
+        page_size=graph.page_size,
+        max_pages=graph.max_pages,
+        max_cached_users=graph.max_cached_users,
+    )
 
 
 def build_answers(settings: Settings, *, indexing: Indexing) -> AnswerService:

@@ -12,7 +12,7 @@ from ipaddress import ip_address
 from pathlib import Path
 from urllib.parse import urlparse
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from acl.principal import normalize_id
@@ -94,15 +94,41 @@ class IngestSettings(BaseModel):
         return {normalize_id(tenant, "tenant"): roots for tenant, roots in value.items()}
 
 
+class GroupSourceSetting(StrEnum):
+    TOKEN = "token"  # the token's groups claim, Microsoft Graph on overage
+    DIRECTORY = "directory"  # Microsoft Graph always (membership changes apply before the token expires)
+
+
+class GraphModeSetting(StrEnum):
+    OFF = "off"
+    APP_ONLY = "app_only"  # client credentials: POST /users/{oid}/getMemberObjects
+    ON_BEHALF_OF = "on_behalf_of"  # the caller's token exchanged: GET /me/transitiveMemberOf
+
+
 class AuthSettings(BaseModel):
     audiences: list[str] = Field(default_factory=lambda: ["api://clearance"])
+    authority: str = Field(default="https://login.microsoftonline.com", description="Entra authority host (v2)")
+    v1_authority: str = Field(default="https://sts.windows.net", description="issuer host of v1 tokens")
     issuer_templates: list[str] = Field(
-        default_factory=lambda: [
-            "https://login.microsoftonline.com/{tid}/v2.0",
-            "https://sts.windows.net/{tid}/",
-        ]
+        default_factory=list, description="issuers with {tid}; empty: Entra's v2 and v1 issuers of the authority"
     )
-    jwks_url: str = "https://login.microsoftonline.com/common/discovery/v2.0/keys"
+    jwks_url: str = Field(default="", description="empty: {authority}/common/discovery/v2.0/keys")
+    ca_file: Path | None = Field(default=None, description="a private CA for the authority, JWKS and Graph")
+    required_scopes: list[str] = Field(
+        default_factory=lambda: ["access_as_user"], description="delegated tokens must carry all of these in scp"
+    )
+    app_roles: list[str] = Field(default_factory=list, description="app-only tokens need one of these roles")
+    app_client_ids: list[str] = Field(
+        default_factory=list, description="app-only tokens must come from one of these clients (azp/appid)"
+    )
+    group_source: GroupSourceSetting = GroupSourceSetting.TOKEN
+    jwks_lifespan_seconds: float = Field(default=3600.0, gt=0)
+    jwks_cooldown_seconds: float = Field(default=30.0, gt=0)
+    jwks_max_age_seconds: float = Field(
+        default=86400.0, gt=0, description="the last good key set is served this long while refreshes fail"
+    )
+    redis_url: str | None = Field(default=None, description="share the group cache between replicas")
+    redis_key_prefix: str = "clearance:groups:"
     allowed_tenants: list[str] = Field(default_factory=list, description="tenant ids whose tokens are accepted")
     trust_missing_acct: bool = Field(
         default=False,
@@ -113,6 +139,22 @@ class AuthSettings(BaseModel):
     admin_role: str = "Clearance.Admin"
     auditor_role: str = "Clearance.Auditor"
     reviewer_role: str = "Clearance.Reviewer"
+
+
+class GraphSettings(BaseModel):
+    """Microsoft Graph through msal: group overage, transitive groups and guest status."""
+
+    mode: GraphModeSetting = GraphModeSetting.OFF
+    client_id: str = ""
+    client_secret: SecretStr = SecretStr("")
+    url: str = "https://graph.microsoft.com"
+    scope: str | None = Field(default=None, description="empty: {url}/.default")
+    security_enabled_only: bool = True
+    timeout_seconds: float = Field(default=5.0, gt=0)
+    retry_budget_seconds: float = Field(default=10.0, ge=0, description="429/503 Retry-After honoured within this")
+    page_size: int = Field(default=999, ge=1, le=999)
+    max_pages: int = Field(default=100, ge=1)
+    max_cached_users: int = Field(default=1000, ge=1)
 
 
 class GeneratorSettings(BaseModel):
@@ -152,6 +194,7 @@ class Settings(BaseSettings):
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    graph: GraphSettings = Field(default_factory=GraphSettings)
     generator: GeneratorSettings = Field(default_factory=GeneratorSettings)
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
