@@ -19,8 +19,9 @@ from acl.dev.directory import Directory, DirectoryGroupResolver
 from acl.dev.idp import DEV_ISSUER_TEMPLATE, DevIdentityProvider
 from acl.graph import GraphGroupResolver, GraphMode, graph_session
 from acl.group_cache import build_group_cache
-from acl.groups import GroupResolver, GroupSource, UnavailableGroupResolver, UserDirectory
+from acl.groups import GroupResolver, GroupSource, UnavailableGroupResolver, UserDirectory, UserType
 from acl.jwks import JwksKeys
+from acl.principal import Principal
 from acl.tokens import IssuerTemplate, TokenPolicy, TokenValidator, entra_issuers
 from api.app import create_app
 from api.deps import ApiComponents, DevIdentity, HttpBounds, RoleNames
@@ -29,7 +30,7 @@ from clearance.settings import GeneratorKind, GraphModeSetting, Mode, Settings
 from index.embedding import SentenceTransformerEmbedder, default_model_path, set_torch_threads
 from index.ports import ChunkIndex, Embedder
 from index.qdrant import QdrantChunkIndex, open_client
-from ingest.explain import DevDirectoryAccess, ExplainAccess
+from ingest.explain import DevDirectoryAccess, ExplainAccess, UserResolver
 from ingest.jobs import JobStore
 from ingest.parse import IsolatedParser, ParseLimits, parse_document
 from ingest.pipeline import MB, IngestionPipeline
@@ -349,16 +350,31 @@ def build_runtime(settings: Settings, *, embedder: Embedder | None = None) -> Ru
 
 
 def build_explain(settings: Settings, *, indexing: Indexing, directory: Directory | None = None) -> ExplainAccess:
-    """Explain-access over the index; users and display names come from the development directory where
-    there is one. In production, explaining by object id needs a user resolver (Microsoft Graph), which is
-    not wired yet: those calls answer "not found" rather than guess a principal."""
+    """Explain-access over the index. Users (groups, guest or member) come from the development directory
+    in development mode, from Microsoft Graph (app-only) in production when it is configured; otherwise
+    explaining by object id is refused with a clear error rather than guessing a principal."""
     access = DevDirectoryAccess(directory) if directory is not None else None
+    users: UserResolver | None = access.principal if access is not None else None
+    if users is None and settings.graph.mode is GraphModeSetting.APP_ONLY:
+        users = _graph_users(build_graph_resolver(settings))
     return ExplainAccess(
         index=indexing.index,
         allowed_roots=allowed_roots(settings, directory=directory),
         directory=access,
-        users=access.principal if access is not None else None,
+        users=users,
     )
+
+
+def _graph_users(graph: GraphGroupResolver) -> UserResolver:
+    """A user's principal as Microsoft Graph sees it now (transitive groups, member or guest)."""
+
+    def principal(tenant_id: str, object_id: str) -> tuple[Principal, dict[str, str]]:
+        groups = graph.member_groups(tenant_id, object_id)
+        guest = graph.user_type(tenant_id, object_id) is UserType.GUEST
+        found = Principal(tenant_id=tenant_id, object_id=object_id, groups=groups, guest=guest)
+        return found, dict.fromkeys(found.access_keys(), "graph")
+
+    return principal
 
 
 def build_api(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI:
