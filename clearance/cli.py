@@ -7,7 +7,7 @@ import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -200,25 +200,73 @@ def ask(
     question: str,
     user: Annotated[str, typer.Option("--as", help="sample user to ask as (development mode)")] = "alice",
 ) -> None:
-    """Ask a question as a sample user, through the same token validation as the API."""
-    from clearance.compose import build_runtime
+    """Ask a question as a sample user, through the same token validation as the API.
+
+    When a server is running on the configured address it answers (it holds the
+    index, and uses its own generator); otherwise the question is answered here.
+    """
+    from clearance.compose import build_runtime, load_directory
+    from retrieval.records import AnswerResult
 
     settings = _development_settings("ask")
-    runtime = build_runtime(settings)
     try:
-        dev = runtime.dev
-        assert dev is not None  # development mode builds it
-        principal = runtime.tokens.authenticate(dev.idp.mint_for(dev.directory.user(user)))
-        result = runtime.answers.answer(principal, question)
+        sample = load_directory(settings).user(user)  # an unknown user is refused before any model loads
     except ClearanceError as exc:
         raise _fail(str(exc)) from exc
-    finally:
-        runtime.close()
-    console.print(f"[bold]{result.answer}[/bold]")
-    for citation in result.citations:
-        where = ", ".join(str(x) for x in (citation.section, f"page {citation.page}" if citation.page else None) if x)
-        console.print(f"  [{citation.id}] {citation.source} ({citation.title}{'; ' + where if where else ''})")
-    console.print(f"  [dim]{result.outcome.value} by {result.generator}[/dim]")
+    served = _ask_running_server(settings, user, question)
+    if served is not None:
+        answer, citations, outcome, generator = served
+    else:
+        try:
+            runtime = build_runtime(settings)
+        except (ClearanceError, ValueError) as exc:
+            raise _fail(f"{exc} (is a server running with a different address?)") from exc
+        try:
+            dev = runtime.dev
+            assert dev is not None  # development mode builds it
+            result: AnswerResult = runtime.answers.answer(
+                runtime.tokens.authenticate(dev.idp.mint_for(sample)), question
+            )
+        except ClearanceError as exc:
+            raise _fail(str(exc)) from exc
+        finally:
+            runtime.close()
+        answer, outcome, generator = result.answer, result.outcome.value, result.generator
+        citations = [_citation_dict(c) for c in result.citations]
+    console.print(f"[bold]{answer}[/bold]", highlight=False)
+    for citation in citations:
+        where = ", ".join(
+            str(x) for x in (citation["section"], f"page {citation['page']}" if citation["page"] else None) if x
+        )
+        console.print(f"  [{citation['id']}] {citation['source']} ({citation['title']}{'; ' + where if where else ''})")
+    console.print(f"  [dim]{outcome} by {generator}[/dim]")
+
+
+def _citation_dict(citation: object) -> dict[str, Any]:
+    return {k: getattr(citation, k) for k in ("id", "source", "title", "section", "page")}
+
+
+def _ask_running_server(
+    settings: Settings, user: str, question: str
+) -> tuple[str, list[dict[str, Any]], str, str] | None:
+    """The answer from a server on the configured address, or None when none answers there."""
+    import httpx
+
+    base = f"http://{settings.server.host}:{settings.server.port}"
+    try:
+        with httpx.Client(base_url=base, timeout=120) as client:
+            token = client.post("/dev/token", json={"user": user})
+            if token.status_code != 200:
+                return None  # not a development server of ours: answer here
+            headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+            reply = client.post("/v1/chat", json={"question": question}, headers=headers)
+    except httpx.TransportError:
+        return None
+    if reply.status_code != 200:
+        raise _fail(f"the server at {base} answered {reply.status_code}: {reply.json().get('title', '')}")
+    body = reply.json()
+    console.print(f"[dim]answered by the server at {base}[/dim]")
+    return body["answer"], body["citations"], body["outcome"], body["generator"]
 
 
 @app.command()

@@ -31,7 +31,15 @@ class IngestionService:
 
     def start(self, *, tenant_id: str, path: str) -> JobRecord:
         """Queue a job for ``path``, a folder under one of ``tenant_id``'s allowed roots."""
-        folder = Path(path).expanduser().resolve()
+        try:
+            # No `~` expansion: the path is the server's, named by a remote admin.
+            folder = Path(path).resolve()
+        except (ValueError, RuntimeError, OSError):  # a NUL byte, a symlink loop, an unreadable component
+            folder = None
+        if folder is None or "\x00" in path:
+            raise InvalidInputError(
+                "path is outside the folders your tenant may ingest (CLEARANCE_INGEST__ALLOWED_ROOTS)"
+            )
         root = next(
             (r for r in self._roots.get(tenant_id, ()) if folder == r or folder.is_relative_to(r)),
             None,
