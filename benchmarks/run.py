@@ -31,6 +31,7 @@ from fastapi.testclient import TestClient
 
 from acl.access import AccessList
 from acl.principal import group_key
+from benchmarks.identity import measure_identity
 from clearance.compose import Runtime, build_api, build_runtime
 from clearance.samples import sample_sources
 from clearance.settings import IndexSettings, Mode, Settings
@@ -165,6 +166,7 @@ def main() -> None:
     parser.add_argument("--index-size", type=int, default=10_000, help="chunks in the index for the search test")
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--index", default=":memory:", help="index location (':memory:', a folder or a server URL)")
+    parser.add_argument("--identity-iterations", type=int, default=200, help="group-resolution samples per case")
     args = parser.parse_args()
     rng = random.Random(7)
     with tempfile.TemporaryDirectory(prefix="clearance-bench-") as scratch:
@@ -193,6 +195,8 @@ def main() -> None:
             "latency": measure_search(runtime, tenant_id=tenant_id, groups=groups, queries=args.queries),
         }
         runtime.close()
+    # Added latency of group resolution per request (Graph through the local Entra stub, warm caches).
+    report["group_resolution"] = measure_identity(iterations=args.identity_iterations)
     print(json.dumps(report, indent=2))
 
 
