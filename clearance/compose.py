@@ -27,6 +27,7 @@ from api.app import create_app
 from api.deps import ApiComponents, DevIdentity, HttpBounds, RoleNames
 from clearance.samples import sample_sources
 from clearance.settings import GeneratorKind, GraphModeSetting, Mode, Settings
+from index.edge import EdgeChunkIndex
 from index.embedding import SentenceTransformerEmbedder, default_model_path, set_torch_threads
 from index.ports import ChunkIndex, Embedder
 from index.qdrant import QdrantChunkIndex, open_client
@@ -171,6 +172,11 @@ def build_generator(settings: Settings, *, extractive: ExtractiveGenerator) -> A
 
 def build_index(settings: Settings, *, dimension: int) -> ChunkIndex:
     location = settings.index_location
+    if location.startswith("edge:"):
+        # Qdrant's own engine in-process (HNSW, payload indexes); one process owns the shard.
+        edge = EdgeChunkIndex(path=Path(location.removeprefix("edge:")), dimension=dimension)
+        edge.ensure_schema()
+        return edge
     if location != ":memory:" and not location.startswith(("http://", "https://")):
         Path(location).mkdir(parents=True, exist_ok=True)
     index = QdrantChunkIndex(

@@ -37,7 +37,9 @@ class GeneratorKind(StrEnum):
 
 class IndexSettings(BaseModel):
     location: str = Field(
-        default="", description="':memory:', a folder, or a Qdrant server URL; empty: <data_dir>/index"
+        default="",
+        description="':memory:', a folder (qdrant-client local mode), 'edge:<folder>' (Qdrant's in-process engine), "
+        "or a Qdrant server URL; empty: <data_dir>/index",
     )
     api_key: str | None = Field(default=None, description="Qdrant server API key")
     collection: str = "clearance_chunks"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from clearance.compose import build_indexing
-from clearance.settings import IndexSettings, Settings
+from clearance.settings import IndexSettings, IngestSettings, Settings
 from index.embedding import SentenceTransformerEmbedder
 from ingest.jobs import JobStatus
 from ingest.parse import IsolatedParser
@@ -28,3 +28,25 @@ def test_ingestion_parses_in_an_isolated_worker_by_default(
     finally:
         indexing.close()
     assert indexing.parser.worker_pid is None  # closing the indexing side ends the worker
+
+
+def test_edge_location_selects_qdrants_in_process_engine(tmp_path: Path, embedder: SentenceTransformerEmbedder) -> None:
+    from acl.principal import Principal
+    from index.edge import EdgeChunkIndex
+
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        index=IndexSettings(location=f"edge:{tmp_path / 'shard'}"),
+        ingest=IngestSettings(isolate_parsing=False),
+    )
+    indexing = build_indexing(settings, embedder=embedder)
+    try:
+        assert isinstance(indexing.index, EdgeChunkIndex)
+        write_doc(tmp_path / "docs", "a.md", "# Alpha\n\nThe Alpha project ships in May.")
+        write_acl(tmp_path / "docs", allow=["tenant"])
+        indexing.pipeline.run(FilesystemSource(root=tmp_path / "docs", tenant_id=TENANT))
+        member = Principal(tenant_id=TENANT, object_id="a0000000-0000-4000-8000-0000000000e1")
+        hits = indexing.index.search(member, embedder.embed_query("When does Alpha ship?"), top_k=5)
+        assert [h.source for h in hits] == ["a.md"]
+    finally:
+        indexing.close()

@@ -1,0 +1,374 @@
+"""Permission-filtered search: index-query latency and recall@10 against exact search, per implementation.
+
+    python -m benchmarks.search --chunks 100000 [--queries 200] [--million] [--variant NAME ...]
+
+Synthetic chunks with the ACL shapes of a real tenant: tenant-wide documents,
+group documents (1-3 groups each, group sizes heavy-tailed, groups tied to a
+topic), private documents of one or two users, deny entries on some of each,
+and a second tenant with the same group ids. Vectors are clustered by topic
+(a document's chunks sit near its topic), and a group's documents sit mostly in
+its topic, so an ACL filter selects regions of the space, not a random sample:
+the hard case for filtered HNSW.
+
+Callers are built to hit ACL selectivities of 0.1 %, 1 %, 10 % and 50 % of all
+chunks, each once with few groups and once with as many small groups as fit
+(up to 500: "users in 1-500 groups"). Queries sit near a random topic, usually not
+the caller's. For every query the exact answer is computed with numpy over the
+same vectors, with the reference rule :meth:`AccessList.permits` deciding
+readability; recall@10 compares the index's ids with it, and any returned chunk
+the rule forbids is counted as a leak (must be 0).
+
+Implementations: qdrant-client local (a pure-Python scan: at most 20k chunks
+and fewer queries) and Qdrant's in-process engine (``EdgeChunkIndex``) under one
+or more tunings. Latency is ``index.search`` alone (embedding excluded); the
+corpus is written through the index port. One JSON document is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from qdrant_client import QdrantClient, models
+
+from acl.access import AccessList
+from acl.index_filter import LIVE_STATE, STATE_FIELD
+from acl.principal import Principal, group_key, tenant_key, user_key
+from core.records import ChunkDraft, DocumentMeta
+from index.edge import EdgeChunkIndex, EdgeTuning, PayloadGraph
+from index.ports import ChunkIndex, IndexedDocument
+from index.qdrant import QdrantChunkIndex
+
+TENANT = "d1f72fea-086f-4448-9dce-2f71deb8ef72"
+OTHER_TENANT = "d397c693-4a32-47ad-9ee4-9ad621108730"
+SELECTIVITIES = (0.001, 0.01, 0.10, 0.50)
+LOCAL_MAX_CHUNKS = 20_000
+TOPICS = 64
+TOP_K = 10
+
+# Named tunings: "chosen" is EdgeTuning's defaults, the others what it was chosen against.
+VARIANTS: dict[str, EdgeTuning] = {
+    "chosen": EdgeTuning(),
+    "engine-defaults": EdgeTuning(hnsw_ef=None, acorn=False, payload_graph=PayloadGraph.ALL, segments=0),
+    "no-payload-graph": EdgeTuning(hnsw_ef=None, acorn=False, payload_graph=PayloadGraph.NONE, segments=0),
+    "acorn-only": EdgeTuning(hnsw_ef=None, payload_graph=PayloadGraph.NONE, segments=0),
+    "acorn-all-graphs": EdgeTuning(payload_graph=PayloadGraph.ALL, segments=0),
+    "full-scan-40000": EdgeTuning(full_scan_threshold_kb=40_000, acorn=False, segments=0),
+    "chosen-2-segments": EdgeTuning(segments=0),
+    "chosen-8-segments": EdgeTuning(segments=8),
+}
+
+
+def _guid(kind: int, number: int) -> str:
+    return f"{kind:08x}-0000-4000-8000-{number:012x}"
+
+
+@dataclass(frozen=True, slots=True)
+class Corpus:
+    vectors: np.ndarray  # (chunks, dimension) float32, unit rows
+    chunk_doc: np.ndarray  # document number of each chunk
+    doc_tenant: list[str]
+    doc_acl: list[AccessList]
+    doc_chunks: list[range]
+    centres: np.ndarray  # topic centres, for queries
+    groups: int
+    users: int
+
+
+def build_corpus(chunks: int, dimension: int, seed: int) -> Corpus:
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((TOPICS, dimension)).astype(np.float32)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    sizes = rng.integers(1, 16, size=chunks)  # chunks per document, mean 8
+    bounds = np.concatenate([[0], np.cumsum(sizes)])
+    docs = int(np.searchsorted(bounds, chunks))
+    bounds[docs] = chunks
+    groups, users = max(300, docs // 8), max(500, docs // 10)
+    group_topic = rng.integers(0, TOPICS, size=groups)
+    group_weight = 1.0 / np.arange(1, groups + 1) ** 0.9  # heavy-tailed group sizes
+    group_weight /= group_weight.sum()
+    doc_topic = rng.integers(0, TOPICS, size=docs)
+    doc_tenant: list[str] = []
+    doc_acl: list[AccessList] = []
+    for number in range(docs):
+        tenant = OTHER_TENANT if rng.random() < 0.1 else TENANT
+        kind, deny = rng.random(), set()
+        if kind < 0.35:
+            allow = {tenant_key(tenant)}
+        elif kind < 0.9:
+            picked = rng.choice(groups, size=int(rng.integers(1, 4)), p=group_weight, replace=False)
+            allow = {group_key(tenant, _guid(2, int(g))) for g in picked}
+            if rng.random() < 0.8:  # a group's documents are mostly about its topic
+                doc_topic[number] = group_topic[int(picked[0])]
+        else:
+            allow = {user_key(tenant, _guid(3, int(u))) for u in rng.choice(users, size=int(rng.integers(1, 3)))}
+        if rng.random() < 0.08:
+            deny.add(user_key(tenant, _guid(3, int(rng.integers(users)))))
+        if rng.random() < 0.03:
+            deny.add(group_key(tenant, _guid(2, int(rng.choice(groups, p=group_weight)))))
+        doc_tenant.append(tenant)
+        doc_acl.append(AccessList(allow=frozenset(allow), deny=frozenset(deny)))
+    chunk_doc = np.repeat(np.arange(docs), np.diff(bounds[: docs + 1]))
+    vectors = np.empty((chunks, dimension), dtype=np.float32)
+    # Offsets as norms relative to the unit topic centre: a document sits 0.8 from its
+    # topic, a chunk 0.6 from its document (cosine ~0.5 within a topic, ~0.8 within a document).
+    doc_centre = centres[doc_topic] + _noise(rng, (docs, dimension), 0.8)
+    for start in range(0, chunks, 50_000):
+        stop = min(chunks, start + 50_000)
+        block = doc_centre[chunk_doc[start:stop]] + _noise(rng, (stop - start, dimension), 0.6)
+        vectors[start:stop] = block / np.linalg.norm(block, axis=1, keepdims=True)
+    doc_chunks = [range(int(bounds[n]), int(bounds[n + 1])) for n in range(docs)]
+    return Corpus(vectors, chunk_doc, doc_tenant, doc_acl, doc_chunks, centres, groups, users)
+
+
+def _noise(rng: np.random.Generator, shape: tuple[int, int], norm: float) -> np.ndarray:
+    noise: np.ndarray = rng.standard_normal(shape).astype(np.float32) * np.float32(norm / np.sqrt(shape[1]))
+    return noise
+
+
+def readable_docs(corpus: Corpus, principal: Principal) -> np.ndarray:
+    """The reference rule, document by document: same tenant and AccessList.permits."""
+    keys = principal.access_keys()
+    return np.array(
+        [
+            t == principal.tenant_id and acl.permits(keys)
+            for t, acl in zip(corpus.doc_tenant, corpus.doc_acl, strict=True)
+        ]
+    )
+
+
+def make_callers(corpus: Corpus, seed: int) -> list[tuple[float, str, Principal]]:
+    """Per target selectivity, a caller with few (large) groups and one with many (small) groups.
+
+    Groups are added greedily while the caller stays under 1.1x the target; readability is
+    tracked incrementally (allow hits, deny hits per document) and checked against the
+    reference rule at the end.
+    """
+    rng = np.random.default_rng(seed)
+    chunk_weight = np.array([len(r) for r in corpus.doc_chunks], dtype=np.float64) / len(corpus.chunk_doc)
+    in_tenant = np.array([t == TENANT for t in corpus.doc_tenant])
+    allows: dict[str, list[int]] = {}
+    denies: dict[str, list[int]] = {}
+    for number, acl in enumerate(corpus.doc_acl):
+        for key in acl.allow:
+            allows.setdefault(key, []).append(number)
+        for key in acl.deny:
+            denies.setdefault(key, []).append(number)
+    group_ids = [g for g in range(corpus.groups) if group_key(TENANT, _guid(2, g)) in allows]
+    size = {g: float(chunk_weight[allows[group_key(TENANT, _guid(2, g))]].sum()) for g in group_ids}
+    callers: list[tuple[float, str, Principal]] = []
+    for target in SELECTIVITIES:
+        for style in ("few-groups", "many-groups"):
+            member = target >= 0.3  # tenant-wide documents alone are ~31 % of the chunks
+            if style == "few-groups":  # the largest groups that do not overshoot on their own
+                pool = sorted((g for g in group_ids if size[g] <= target * 1.1), key=lambda g: -size[g])
+            else:
+                pool = sorted(group_ids, key=lambda g: size[g])
+            user = _guid(3, int(rng.integers(corpus.users)))
+            allow_hits = np.zeros(len(corpus.doc_acl), dtype=np.int32)
+            deny_hits = np.zeros(len(corpus.doc_acl), dtype=np.int32)
+
+            def add(key: str, sign: int = 1, a: np.ndarray = allow_hits, d: np.ndarray = deny_hits) -> float:
+                np.add.at(a, allows.get(key, []), sign)
+                np.add.at(d, denies.get(key, []), sign)
+                return float(chunk_weight[(a > 0) & (d == 0) & in_tenant].sum())
+
+            selectivity = add(user_key(TENANT, user))
+            if member:
+                selectivity = add(tenant_key(TENANT))
+            chosen: list[str] = []
+            for group in pool:
+                if selectivity >= target * 0.9 or len(chosen) >= 500:
+                    break
+                key = group_key(TENANT, _guid(2, group))
+                trial = add(key)
+                if trial <= target * 1.1:
+                    chosen.append(_guid(2, group))
+                    selectivity = trial
+                else:
+                    add(key, -1)
+            principal = Principal(tenant_id=TENANT, object_id=user, groups=frozenset(chosen), guest=not member)
+            incremental = (allow_hits > 0) & (deny_hits == 0) & in_tenant
+            assert np.array_equal(incremental, readable_docs(corpus, principal)), "selectivity bookkeeping drifted"
+            callers.append((target, style, principal))
+    return callers
+
+
+def write_corpus(index: ChunkIndex, corpus: Corpus, publish_all: Callable[[], None] | None = None) -> None:
+    """Every document through the port: ``replace_document``, or ``stage_document`` then one bulk flip.
+
+    The bulk flip is for qdrant-client local only, where each publish scans every point
+    in Python (writing 20k chunks one publish at a time would take ~8 minutes); fresh
+    documents have no older version to delete, so the flip is all a publish would do.
+    """
+    for number, chunk_range in enumerate(corpus.doc_chunks):
+        write = index.stage_document if publish_all else index.replace_document
+        write(
+            IndexedDocument(
+                meta=DocumentMeta(
+                    doc_id=f"doc-{number}",
+                    tenant_id=corpus.doc_tenant[number],
+                    source_id="bench",
+                    path=f"bench/{number}.md",
+                    uri=f"bench/{number}.md",
+                    title=f"Document {number}",
+                    format="md",
+                    content_hash=f"{number:064x}",
+                    modified_at=0.0,
+                ),
+                acl=corpus.doc_acl[number],
+                # The text carries the chunk's row, so a result maps back to the exact answer.
+                chunks=tuple(ChunkDraft(text=f"c{i}", section=None, page=None, page_name=None) for i in chunk_range),
+                vectors=tuple(tuple(float(x) for x in corpus.vectors[i]) for i in chunk_range),
+            )
+        )
+    if publish_all:
+        publish_all()
+
+
+def measure(
+    index: ChunkIndex, corpus: Corpus, callers: list[tuple[float, str, Principal]], queries: int, seed: int
+) -> list[dict[str, Any]]:
+    rng = np.random.default_rng(seed)
+    dimension = corpus.vectors.shape[1]
+    rows: list[dict[str, Any]] = []
+    for target in SELECTIVITIES:
+        group = [(style, p) for t, style, p in callers if t == target]
+        latencies: list[float] = []
+        recalls: list[float] = []
+        leaks = 0
+        described = []
+        for style, principal in group:
+            chunk_ok = readable_docs(corpus, principal)[corpus.chunk_doc]
+            readable_rows, all_rows = np.flatnonzero(chunk_ok), np.arange(len(chunk_ok))
+            described.append(
+                {"style": style, "groups": len(principal.groups), "guest": principal.guest,
+                 "selectivity": round(float(chunk_ok.mean()), 5)}
+            )  # fmt: skip
+            for _ in range(max(1, queries // len(group))):
+                # Half the questions are about something the caller can read, half about anything.
+                pool = readable_rows if rng.random() < 0.5 else all_rows
+                anchor = corpus.vectors[int(pool[int(rng.integers(len(pool)))])]
+                query = anchor + _noise(rng, (1, dimension), 0.9)[0]
+                query = (query / np.linalg.norm(query)).astype(np.float32)
+                scores = corpus.vectors @ query
+                scores[~chunk_ok] = -np.inf
+                expected = min(TOP_K, int(chunk_ok.sum()))
+                exact = set(np.argpartition(-scores, expected)[:expected].tolist()) if expected else set()
+                started = time.perf_counter()
+                passages = index.search(principal, query.tolist(), top_k=TOP_K)
+                latencies.append((time.perf_counter() - started) * 1000)
+                found = {int(p.text[1:]) for p in passages}
+                leaks += sum(1 for row in found if not chunk_ok[row])
+                recalls.append(len(found & exact) / expected if expected else 1.0)
+        rows.append(
+            {
+                "target_selectivity": target,
+                "callers": described,
+                "queries": len(latencies),
+                "p50_ms": round(statistics.median(latencies), 3),
+                "p95_ms": round(_percentile(latencies, 0.95), 3),
+                "recall_at_10": round(statistics.fmean(recalls), 4),
+                "min_recall_at_10": round(min(recalls), 2),
+                "leaks": leaks,
+            }
+        )
+    return rows
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def run_one(
+    name: str,
+    index: ChunkIndex,
+    corpus: Corpus,
+    args: argparse.Namespace,
+    queries: int,
+    extra: dict[str, Any],
+    publish_all: Callable[[], None] | None = None,
+) -> dict[str, Any]:
+    callers = make_callers(corpus, args.seed)
+    try:
+        index.ensure_schema()
+        started = time.perf_counter()
+        write_corpus(index, corpus, publish_all)
+        write_s = time.perf_counter() - started
+        if isinstance(index, EdgeChunkIndex):
+            extra = {**extra, "after_write": index.stats()}
+        for _, _, principal in callers[:2]:  # warm-up: the first queries page segments in
+            index.search(principal, corpus.vectors[0].tolist(), top_k=TOP_K)
+        return {
+            "implementation": name,
+            "chunks": len(corpus.chunk_doc),
+            "documents": len(corpus.doc_chunks),
+            "write_s": round(write_s, 1),
+            **extra,
+            "buckets": measure(index, corpus, callers, queries, args.seed + 1),
+        }
+    finally:
+        index.close()
+
+
+def run_local(args: argparse.Namespace, chunks: int) -> dict[str, Any]:
+    client = QdrantClient(location=":memory:")
+    index = QdrantChunkIndex(client=client, collection="bench", dimension=args.dimension)
+
+    def publish_all() -> None:
+        staged = models.Filter(must=[models.FieldCondition(key=STATE_FIELD, match=models.MatchValue(value="staged"))])
+        client.set_payload("bench", payload={STATE_FIELD: LIVE_STATE}, points=staged, wait=True)
+
+    corpus = build_corpus(min(chunks, LOCAL_MAX_CHUNKS), args.dimension, args.seed)
+    return run_one("qdrant-client-local", index, corpus, args, args.local_queries, {}, publish_all)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--chunks", type=int, default=100_000)
+    parser.add_argument("--million", action="store_true", help="the engine at 1,000,000 chunks")
+    parser.add_argument("--queries", type=int, default=200, help="queries per selectivity bucket (the engine)")
+    parser.add_argument("--local-queries", type=int, default=20, help="queries per bucket for qdrant-client local")
+    parser.add_argument("--dimension", type=int, default=384)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--variant", action="append", choices=sorted(VARIANTS), help="engine tunings (default: chosen)")
+    parser.add_argument("--skip-local", action="store_true")
+    args = parser.parse_args()
+    chunks = 1_000_000 if args.million else args.chunks
+    load_at_start = os.getloadavg()[0]
+    results: list[dict[str, Any]] = [] if args.skip_local else [run_local(args, chunks)]
+    corpus = build_corpus(chunks, args.dimension, args.seed)
+    for variant in args.variant or ["chosen"]:
+        tuning = VARIANTS[variant]
+        with tempfile.TemporaryDirectory(prefix="clearance-edge-bench-") as folder:
+            index = EdgeChunkIndex(path=Path(folder), dimension=args.dimension, tuning=tuning)
+            results.append(run_one(f"edge:{variant}", index, corpus, args, args.queries, {"tuning": asdict(tuning)}))
+    report = {
+        "benchmark": "permission-filtered search",
+        "machine": {
+            "cores": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            # Latency on a shared machine moves with its load: the 1-minute load average, start and end.
+            "load_average": [round(load_at_start, 2), round(os.getloadavg()[0], 2)],
+        },
+        "dimension": args.dimension,
+        "top_k": TOP_K,
+        "results": results,
+    }
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
