@@ -69,9 +69,13 @@ def test_client_disconnect_stops_generation_and_releases_the_model(
         client.stream("POST", f"{url}/v1/chat", json=body, headers={"Authorization": f"Bearer {token}"}) as response,
     ):
         assert response.status_code == 200
-        for line in response.iter_lines():
-            if line.startswith("event: token"):
-                break  # the model is generating: now walk away
+        # Only checked sentences are streamed, so the first event may come late; the model is busy
+        # as soon as the response has started. Wait until it holds its lock, then walk away.
+        deadline = time.monotonic() + 30
+        while not generator._lock.locked() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert generator._lock.locked(), "the model never started"
+        time.sleep(0.5)
     left_at = time.monotonic()
     # The lock is held while the model generates; it must be free soon after the client left.
     acquired = generator._lock.acquire(timeout=5)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Generator
@@ -79,12 +80,14 @@ async def _sse_events(
     """Runs the blocking answer stream in a worker thread, one event at a time.
 
     When the client goes away the response cancels this generator; ``finally``
-    then stops the generator and closes the stream, which releases the model
-    (a llama.cpp generator holds its lock only while it is being iterated).
+    then sets the cancellation flag (the model stops at its next token and
+    releases its lock) and closes the stream.
     """
     try:
         while True:
-            event = await to_thread.run_sync(_next_event, events)
+            # abandon_on_cancel: when the client leaves while the model is still writing a sentence,
+            # this await ends at once; `finally` then sets the flag the generator checks per token.
+            event = await to_thread.run_sync(_next_event, events, abandon_on_cancel=True)
             if event is None:
                 return
             for sse in _encode(event, principal):
@@ -97,7 +100,10 @@ async def _sse_events(
         yield _sse("error", {"title": "The answer could not be completed"})
     finally:
         cancel.cancel()
-        events.close()
+        # A generator suspended inside the model's lock releases it on close; one still running in its
+        # thread cannot be closed (ValueError), and the flag stops it at its next token instead.
+        with contextlib.suppress(ValueError):
+            events.close()
 
 
 def _encode(event: AnswerEvent, principal: Principal) -> list[ServerSentEvent]:
