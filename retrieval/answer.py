@@ -72,23 +72,19 @@ class AnswerService:
         started = time.perf_counter()
         vector = self._embedder.embed_query(query)
         passages = self._index.search(principal, vector, top_k=top_k or self._top_k)
-        self._audit.record(
-            AnswerAudit(
-                tenant_id=principal.tenant_id,
-                object_id=principal.object_id,
-                principals=tuple(sorted(principal.access_keys())),
-                groups_complete=principal.groups_complete,
-                question=query,
-                retrieved=tuple(p.chunk_id for p in passages),
-                cited=(),
-                outcome="search",
+        self._record(
+            principal,
+            query,
+            AnswerResult(
+                answer="",
+                citations=(),
+                outcome=AnswerOutcome.SEARCH,
                 generator="",
                 prompt="",
+                retrieved=tuple(p.chunk_id for p in passages),
                 timings_ms={"search": _ms(started)},
-                streamed=False,
-                kind="search",
-                narrowed=_narrowed(principal),
-            )
+            ),
+            streamed=False,
         )
         return passages
 
@@ -223,6 +219,7 @@ class AnswerService:
                 prompt=result.prompt,
                 timings_ms=dict(result.timings_ms),
                 streamed=streamed,
+                kind="search" if result.outcome is AnswerOutcome.SEARCH else "answer",
                 narrowed=_narrowed(principal),
             )
         )
