@@ -140,27 +140,55 @@ def _print_job(job: JobRecord) -> None:
 
 @jobs_app.command("list")
 def jobs_list(limit: int = 20) -> None:
-    """Recent ingestion jobs, newest first."""
+    """Recent ingestion jobs, newest first (ids in full, at any terminal width)."""
     from ingest.jobs import JobStore
 
-    table = Table("job", "status", "source", "files", "errors", "chunks")
+    table = Table(box=None, pad_edge=False)
+    # The id is what `jobs show` takes: never cut it; narrower columns give way instead.
+    table.add_column("job", no_wrap=True, min_width=len("job-20260101-000000-000000-abcdef"))
+    table.add_column("started", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("source", overflow="fold")
+    for name in ("files", "errors", "chunks"):
+        table.add_column(name, justify="right", no_wrap=True)
     for job in JobStore(root=_settings().jobs_dir).list(limit=limit):
         table.add_row(
-            job.id, job.status.value, job.source, str(job.files_total), str(len(job.errors)), str(job.chunks_written)
+            job.id,
+            _local_time(job.started_at or job.created_at),
+            job.status.value,
+            job.source,
+            str(job.files_total),
+            str(len(job.errors)),
+            str(job.chunks_written),
         )
     console.print(table)
 
 
 @jobs_app.command("show")
-def jobs_show(job_id: str) -> None:
-    """One job record as JSON (counts, per-file errors, timings)."""
+def jobs_show(
+    job_id: str, as_json: Annotated[bool, typer.Option("--json", help="the raw record as JSON")] = False
+) -> None:
+    """One job: status, counts, per-file errors and warnings, timings (local times)."""
     from ingest.jobs import JobStore
 
     try:
         job = JobStore(root=_settings().jobs_dir).get(job_id)
     except ClearanceError as exc:
         raise _fail(str(exc)) from exc
-    typer.echo(json.dumps(job.to_dict(), indent=2))
+    if as_json:
+        typer.echo(json.dumps(job.to_dict(), indent=2))
+        return
+    console.print(f"source {job.source} (tenant {job.tenant_id})", highlight=False)
+    started = _local_time(job.started_at) if job.started_at else "not started"
+    finished = _local_time(job.finished_at) if job.finished_at else "not finished"
+    console.print(f"started {started}, finished {finished}", highlight=False)
+    _print_job(job)
+
+
+def _local_time(stamp: float) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(stamp).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
 @app.command()
