@@ -131,14 +131,21 @@ class AnswerService:
         judged = 0
         sent: list[str] = []
         support = [_support_text(p) for p in passages]
-        for piece in self._generated(question, passages, history, cancel=cancel):
-            raw += piece
-            complete = _complete_sentences(raw)
-            for sentence in complete[judged:]:
-                if self._passes(sentence, question, support):
-                    sent.append(sentence)
-                    yield TokenEvent(sentence if len(sent) == 1 else " " + sentence)
-            judged = len(complete)
+        try:
+            for piece in self._generated(question, passages, history, cancel=cancel):
+                raw += piece
+                complete = _complete_sentences(raw)
+                for sentence in complete[judged:]:
+                    if self._passes(sentence, question, support):
+                        sent.append(sentence)
+                        yield TokenEvent(sentence if len(sent) == 1 else " " + sentence)
+                judged = len(complete)
+        except GeneratorExit:
+            # The client left mid-answer: what it was shown is audited as an abandoned answer.
+            timings["generate"] = _ms(started)
+            shown = self._result(" ".join(sent), (), AnswerOutcome.ABANDONED, passages, timings)
+            self._record(principal, question, shown, streamed=True)
+            raise
         timings["generate"] = _ms(started)
         text = raw.strip()
         for sentence in split_sentences(text)[judged:]:

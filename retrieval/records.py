@@ -14,6 +14,7 @@ class AnswerOutcome(StrEnum):
     GROUNDED = "grounded"  # the configured generator's answer passed the citation check
     EXTRACTIVE_FALLBACK = "extractive_fallback"  # the model's answer was replaced
     ABSTAINED = "abstained"  # nothing relevant the caller may read answers the question
+    ABANDONED = "abandoned"  # the client left before the answer was complete (streaming only)
     SEARCH = "search"  # not an answer: a search, recorded in the audit with what it returned
 
 

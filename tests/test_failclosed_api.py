@@ -312,3 +312,29 @@ def test_create_app_over_components_keeps_the_bounds(runtime: Runtime) -> None:
     components = dataclasses.replace(runtime.api_components(), docs=False)
     client = TestClient(create_app(components))
     assert client.get("/openapi.json").status_code == 404
+
+
+def test_abandoned_stream_is_still_audited(
+    policy_runtime: Runtime,  # noqa: F811
+    chat_stub: tuple[str, Any],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    from retrieval.audit import JsonlAuditSink
+
+    url, stub = chat_stub
+    stub.reply = "The meal per diem in Berlin is 55.50 EUR per day [1]. Hotels are capped at 160 EUR per night [1]."
+    audit_file = tmp_path / "audit.jsonl"
+    service = AnswerService(
+        index=policy_runtime.index,
+        embedder=policy_runtime.embedder,
+        generator=OpenAICompatibleGenerator(base_url=url, api_key="test", model="stub-model", timeout_seconds=5),
+        fallback=ExtractiveGenerator(),
+        top_k=3,
+        audit=JsonlAuditSink(path=audit_file),
+    )
+    events = service.stream(READER, "What is the meal per diem in Berlin?")
+    first = next(events)
+    assert isinstance(first, TokenEvent)
+    events.close()  # what the API does when the client disconnects
+    [record] = [json.loads(line) for line in audit_file.read_text(encoding="utf-8").splitlines()]
+    assert record["outcome"] == "abandoned" and record["streamed"] is True and record["retrieved"]
