@@ -29,7 +29,8 @@ from acl.access import AccessList
 from acl.principal import Principal, group_key, tenant_key, user_key
 from core.errors import IndexUnavailableError, InvalidInputError
 from core.records import ChunkDraft, DocumentMeta
-from index.edge import EdgeChunkIndex, to_edge_filter
+from index.edge import EdgeChunkIndex
+from index.edge_filter import to_edge_filter
 from index.ports import ChunkIndex, IndexedDocument
 from index.qdrant import QdrantChunkIndex
 from tests.conftest import OTHER_TENANT, TENANT
