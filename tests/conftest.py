@@ -12,6 +12,7 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+from acl.dev.entra_stub import EntraStub
 from acl.dev.idp import DevIdentityProvider
 from clearance.compose import Runtime, build_runtime
 from clearance.settings import IndexSettings, IngestSettings, Mode, Settings
@@ -110,3 +111,20 @@ def write_acl(folder_or_file: Path, *, allow: list[str], deny: list[str] | None 
     )
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps({"allow": allow, "deny": deny or [], "inherit": inherit}), encoding="utf-8")
+
+
+class ManualClock:
+    """A clock tests move by hand (``clock.now += 61``), for TTLs and cooldowns."""
+
+    def __init__(self, *, start: float = 0.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(scope="module")
+def stub() -> Iterator[EntraStub]:
+    """A local HTTPS Entra ID / Graph stub, one per test module that asks for it."""
+    with EntraStub() as server:
+        yield server

@@ -17,29 +17,15 @@ from acl.group_cache import RedisGroupStore, build_group_cache
 from acl.groups import CachedGroupResolver, InProcessGroupStore, UserType
 from acl.principal import NarrowingReason, group_key
 from core.errors import GroupResolutionError
-from tests.conftest import TENANT
+from tests.conftest import TENANT, ManualClock
 from tests.entra_stub_fixtures import graph_resolver, guids, new_id, redis_store, validator
 
 FAILED = NarrowingReason.GROUP_RESOLUTION_FAILED
 
 
-@pytest.fixture(scope="module")
-def stub() -> Iterator[EntraStub]:
-    with EntraStub() as server:
-        yield server
-
-
 @pytest.fixture(autouse=True)
 def fresh_switches(stub: EntraStub) -> None:
-    stub.switches, stub.counters = Switches(), Counters()
-
-
-class ManualClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
+    stub.switches, stub.counters = Switches(), Counters()  # the module's stub (conftest) with no switch left on
 
 
 def overage_user(stub: EntraStub) -> tuple[str, list[str]]:
@@ -55,7 +41,7 @@ def test_removed_group_stops_granting_access_when_the_in_process_ttl_ends(stub: 
     oid, groups = overage_user(stub)
     removed = groups[0]
     token = stub.mint_access_token(tenant_id=TENANT, object_id=oid)
-    clock = ManualClock()
+    clock = ManualClock(start=0.0)
     with graph_resolver(stub) as graph:
         tokens = validator(stub, groups=CachedGroupResolver(inner=graph, ttl_seconds=60, clock=clock))
         assert group_key(TENANT, removed) in tokens.authenticate(token).access_keys()

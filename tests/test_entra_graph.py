@@ -8,7 +8,6 @@ and a closed port stand in for Microsoft's bad days.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -27,15 +26,9 @@ UNKNOWN = NarrowingReason.GUEST_STATUS_UNKNOWN
 MODES = [GraphMode.APP_ONLY, GraphMode.ON_BEHALF_OF]
 
 
-@pytest.fixture(scope="module")
-def stub() -> Iterator[EntraStub]:
-    with EntraStub() as server:
-        yield server
-
-
 @pytest.fixture(autouse=True)
 def fresh_switches(stub: EntraStub) -> None:
-    stub.switches, stub.counters = Switches(), Counters()
+    stub.switches, stub.counters = Switches(), Counters()  # the module's stub (conftest) with no switch left on
 
 
 def overage_user(stub: EntraStub, count: int = 520, **kwargs: object) -> tuple[str, list[str]]:

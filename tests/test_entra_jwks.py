@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import jwt
@@ -14,27 +13,13 @@ from acl.dev.entra_stub import Counters, EntraStub, Switches
 from acl.jwks import JwksKeys
 from acl.tokens import TokenValidator
 from core.errors import AuthenticationError
-from tests.conftest import TENANT
+from tests.conftest import TENANT, ManualClock
 from tests.entra_stub_fixtures import new_id, validator
-
-
-@pytest.fixture(scope="module")
-def stub() -> Iterator[EntraStub]:
-    with EntraStub() as server:
-        yield server
 
 
 @pytest.fixture(autouse=True)
 def fresh_switches(stub: EntraStub) -> None:
-    stub.switches, stub.counters = Switches(), Counters()
-
-
-class ManualClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+    stub.switches, stub.counters = Switches(), Counters()  # the module's stub (conftest) with no switch left on
 
 
 def keys(
@@ -68,7 +53,7 @@ def accepted(tokens: TokenValidator, token: str) -> bool:
 
 
 def test_rotated_key_is_picked_up_with_one_refetch(stub: EntraStub) -> None:
-    clock = ManualClock()
+    clock = ManualClock(start=1000.0)
     tokens = validator(stub, keys=keys(stub, clock))
     assert accepted(tokens, user_token(stub)) and stub.counters.jwks == 1
     clock.now += 31  # past the cooldown of the first fetch
@@ -79,7 +64,7 @@ def test_rotated_key_is_picked_up_with_one_refetch(stub: EntraStub) -> None:
 
 
 def test_retired_key_no_longer_verifies_after_the_refresh(stub: EntraStub) -> None:
-    clock = ManualClock()
+    clock = ManualClock(start=1000.0)
     tokens = validator(stub, keys=keys(stub, clock, lifespan_seconds=60.0))
     old = user_token(stub)
     assert accepted(tokens, old)
@@ -90,7 +75,7 @@ def test_retired_key_no_longer_verifies_after_the_refresh(stub: EntraStub) -> No
 
 
 def test_burst_of_unknown_key_ids_makes_at_most_one_fetch(stub: EntraStub) -> None:
-    clock = ManualClock()
+    clock = ManualClock(start=1000.0)
     tokens = validator(stub, keys=keys(stub, clock))
     assert accepted(tokens, user_token(stub)) and stub.counters.jwks == 1
     clock.now += 31
@@ -112,7 +97,7 @@ def test_burst_of_unknown_key_ids_makes_at_most_one_fetch(stub: EntraStub) -> No
 
 
 def test_last_good_key_set_is_served_while_refresh_fails_until_its_maximum_age(stub: EntraStub) -> None:
-    clock = ManualClock()
+    clock = ManualClock(start=1000.0)
     tokens = validator(
         stub, keys=keys(stub, clock, lifespan_seconds=60.0, cooldown_seconds=10.0, max_age_seconds=300.0)
     )
@@ -133,7 +118,7 @@ def test_last_good_key_set_is_served_while_refresh_fails_until_its_maximum_age(s
 
 
 def test_unreachable_key_endpoint_at_start_fails_closed_and_retries_once_per_cooldown(stub: EntraStub) -> None:
-    clock = ManualClock()
+    clock = ManualClock(start=1000.0)
     tokens = validator(stub, keys=keys(stub, clock))
     stub.switches.jwks_status = 500
     for _ in range(5):

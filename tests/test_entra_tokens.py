@@ -12,7 +12,6 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import jwt
@@ -33,15 +32,9 @@ OID = "c0000000-0000-4000-8000-000000000001"
 APP_ONLY: dict[str, Any] = {"app_roles": frozenset({DAEMON_ROLE}), "app_client_ids": frozenset({DAEMON_CLIENT})}
 
 
-@pytest.fixture(scope="module")
-def stub() -> Iterator[EntraStub]:
-    with EntraStub() as server:
-        yield server
-
-
 @pytest.fixture(autouse=True)
 def fresh_switches(stub: EntraStub) -> None:
-    stub.switches, stub.counters = Switches(), Counters()
+    stub.switches, stub.counters = Switches(), Counters()  # the module's stub (conftest) with no switch left on
 
 
 def mint(stub: EntraStub, version: TokenVersion, **kwargs: Any) -> str:
