@@ -143,23 +143,23 @@ def jobs_list(limit: int = 20) -> None:
     """Recent ingestion jobs, newest first (ids in full, at any terminal width)."""
     from ingest.jobs import JobStore
 
+    jobs = JobStore(root=_settings().jobs_dir).list(limit=limit)
     table = Table(box=None, pad_edge=False)
-    # The id is what `jobs show` takes: never cut it; narrower columns give way instead.
+    # The id is what `jobs show` takes, and the status what one looks for: never cut either; the
+    # source gives way instead. The id starts with the job's UTC creation time; `jobs show` gives local times.
     table.add_column("job", no_wrap=True, min_width=len("job-20260101-000000-000000-abcdef"))
-    table.add_column("started", no_wrap=True)
-    table.add_column("status", no_wrap=True)
-    table.add_column("source", overflow="fold")
+    table.add_column("status", no_wrap=True, min_width=max((len(j.status.value) for j in jobs), default=6))
     for name in ("files", "errors", "chunks"):
         table.add_column(name, justify="right", no_wrap=True)
-    for job in JobStore(root=_settings().jobs_dir).list(limit=limit):
+    table.add_column("source", overflow="fold")
+    for job in jobs:
         table.add_row(
             job.id,
-            _local_time(job.started_at or job.created_at),
             job.status.value,
-            job.source,
             str(job.files_total),
             str(len(job.errors)),
             str(job.chunks_written),
+            job.source,
         )
     console.print(table)
 

@@ -29,8 +29,6 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
-import time
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -46,14 +44,23 @@ from acl.principal import Principal
 from core.errors import IndexUnavailableError, InvalidInputError
 from core.records import DocumentState, Passage, StoredDocument
 from index.edge_filter import to_edge_filter
+from index.payload import (
+    DOCUMENT_FIELDS,
+    KEYWORD_FIELDS,
+    PASSAGE_FIELDS,
+    STATE_FIELDS,
+    document_state,
+    new_version,
+    page_of_documents,
+    passage,
+    staged_chunks,
+    stored_document,
+)
 from index.ports import IndexedDocument
-from index.qdrant import DENSE_VECTOR, STAGED_STATE
+from index.qdrant import DENSE_VECTOR
 
 # The same namespace as index/qdrant.py, so a chunk id means the same thing in either engine.
-_CHUNK_NAMESPACE = uuid.UUID("6f1d6a52-94a4-4c1e-9a0e-5a3c1b7e2d10")
-_KEYWORD_FIELDS = (ALLOW_FIELD, DENY_FIELD, TENANT_FIELD, STATE_FIELD, "doc_id", "source_id", "version")
 # Only these payload fields leave the engine on a search: ACL fields stay behind by construction.
-_PASSAGE_FIELDS = ["doc_id", "uri", "path", "title", "section", "page", "page_name", "text"]
 _SHARD_DIR = "shard"
 _LOCK_FILE = "owner.lock"
 _WRITE_BATCH = 256
@@ -181,13 +188,13 @@ class EdgeChunkIndex:
     def ensure_schema(self) -> None:
         """Create the payload indexes if they are missing (the shard itself exists once opened)."""
         graph = self._tuning.payload_graph
-        linked = set(_KEYWORD_FIELDS) if graph is PayloadGraph.ALL else set()
+        linked = set(KEYWORD_FIELDS) if graph is PayloadGraph.ALL else set()
         if graph is PayloadGraph.ACL:
             linked = {ALLOW_FIELD, TENANT_FIELD}
         existing = self._call(lambda shard: set(shard.info().payload_schema))
         operations = [
             qe.UpdateOperation.create_field_index(field, qe.KeywordIndexParams(enable_hnsw=field in linked))
-            for field in _KEYWORD_FIELDS
+            for field in KEYWORD_FIELDS
             if field not in existing
         ]
         if "chunk_index" not in existing:
@@ -216,41 +223,10 @@ class EdgeChunkIndex:
 
     def stage_document(self, document: IndexedDocument) -> str:
         """Write a new version's chunks ``staged`` (invisible to every search); returns the version."""
-        meta = document.meta
-        version = f"{meta.content_hash[:16]}-{uuid.uuid4().hex[:8]}"
-        now = time.time()
-        base = {
-            "tenant_id": meta.tenant_id,
-            "doc_id": meta.doc_id,
-            "source_id": meta.source_id,
-            "path": meta.path,
-            "uri": meta.uri,
-            "title": meta.title,
-            "format": meta.format,
-            "chunk_count": len(document.chunks),
-            "content_hash": meta.content_hash,
-            "acl_hash": document.acl.fingerprint(),
-            ALLOW_FIELD: sorted(document.acl.allow),
-            DENY_FIELD: sorted(document.acl.deny),
-            "version": version,
-            STATE_FIELD: STAGED_STATE,
-            "modified_at": meta.modified_at,
-            "indexed_at": now,
-        }
+        version = new_version(document.meta.content_hash)
         points = [
-            qe.Point(
-                id=str(uuid.uuid5(_CHUNK_NAMESPACE, f"{meta.doc_id}/{version}/{number}")),
-                vector={DENSE_VECTOR: [float(x) for x in vector]},
-                payload={
-                    **base,
-                    "section": chunk.section,
-                    "page": chunk.page,
-                    "page_name": chunk.page_name,
-                    "text": chunk.text,
-                    "chunk_index": number,
-                },
-            )
-            for number, (chunk, vector) in enumerate(zip(document.chunks, document.vectors, strict=True))
+            qe.Point(id=chunk.id, vector={DENSE_VECTOR: chunk.vector}, payload=chunk.payload)
+            for chunk in staged_chunks(document, version)
         ]
         self._write(
             [
@@ -293,14 +269,8 @@ class EdgeChunkIndex:
             ]
         )
         states: dict[str, DocumentState] = {}
-        for _, payload in self._scroll(flt, ["doc_id", "path", "content_hash", "acl_hash", "chunk_count"]):
-            states[payload["path"]] = DocumentState(
-                doc_id=payload["doc_id"],
-                path=payload["path"],
-                content_hash=payload["content_hash"],
-                acl_hash=payload["acl_hash"],
-                chunk_count=int(payload.get("chunk_count", 0)),
-            )
+        for _, payload in self._scroll(flt, STATE_FIELDS):
+            states[payload["path"]] = document_state(payload)
         return states
 
     def documents(self, *, tenant_id: str, offset: int = 0, limit: int = 100) -> list[StoredDocument]:
@@ -311,22 +281,8 @@ class EdgeChunkIndex:
                 qe.FieldCondition(key="chunk_index", match=qe.MatchValue(value=0)),
             ]
         )
-        fields = ["doc_id", "tenant_id", "source_id", "path", "title", ALLOW_FIELD, DENY_FIELD]
-        found = [
-            StoredDocument(
-                doc_id=str(p["doc_id"]),
-                tenant_id=str(p["tenant_id"]),
-                source_id=str(p["source_id"]),
-                path=str(p["path"]),
-                title=str(p.get("title") or ""),
-                acl_allow=frozenset(p.get(ALLOW_FIELD) or ()),
-                acl_deny=frozenset(p.get(DENY_FIELD) or ()),
-            )
-            for _, p in self._scroll(flt, fields)
-        ]
-        # One chunk 0 per live document; sorted so that pages are stable across calls.
-        found.sort(key=lambda d: (d.source_id, d.path))
-        return found[offset : offset + limit]
+        found = [stored_document(payload) for _, payload in self._scroll(flt, DOCUMENT_FIELDS)]
+        return page_of_documents(found, offset=offset, limit=limit)
 
     def chunk_ids(self, doc_id: str) -> set[str]:
         """Ids of every stored chunk of a document, staged or live (an admin read)."""
@@ -367,10 +323,10 @@ class EdgeChunkIndex:
             filter=query_filter,
             score_threshold=min_score,
             params=self._search_params,
-            with_payload=_PASSAGE_FIELDS,
+            with_payload=PASSAGE_FIELDS,
             with_vector=False,
         )
-        return [_passage(point) for point in self._call(lambda shard: shard.query(request))]
+        return [passage(p.id, p.payload, p.score) for p in self._call(lambda shard: shard.query(request))]
 
     def count(self, *, live_only: bool = True) -> int:
         flt = qe.Filter(must=[_match(STATE_FIELD, LIVE_STATE)]) if live_only else None
@@ -413,18 +369,3 @@ def _acquire_owner_lock(folder: Path) -> int:
 
 def _match(key: str, value: str) -> qe.FieldCondition:
     return qe.FieldCondition(key=key, match=qe.MatchValue(value=value))
-
-
-def _passage(point: qe.ScoredPoint) -> Passage:
-    payload = point.payload or {}
-    return Passage(
-        chunk_id=str(point.id),
-        doc_id=str(payload.get("doc_id", "")),
-        source=str(payload.get("uri") or payload.get("path") or ""),
-        title=str(payload.get("title") or ""),
-        section=payload.get("section"),
-        page=payload.get("page"),
-        page_name=payload.get("page_name"),
-        text=str(payload.get("text") or ""),
-        score=float(point.score),
-    )

@@ -13,8 +13,6 @@ concurrent search sees the old version, nothing, or the new version.
 from __future__ import annotations
 
 import threading
-import time
-import uuid
 import warnings
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
@@ -33,12 +31,20 @@ from acl.index_filter import (
 from acl.principal import Principal
 from core.errors import IndexUnavailableError
 from core.records import DocumentState, Passage, StoredDocument
+from index.payload import (
+    DOCUMENT_FIELDS,
+    KEYWORD_FIELDS,
+    STATE_FIELDS,
+    document_state,
+    new_version,
+    page_of_documents,
+    passage,
+    staged_chunks,
+    stored_document,
+)
 from index.ports import IndexedDocument
 
 DENSE_VECTOR = "dense"
-STAGED_STATE = "staged"
-_KEYWORD_FIELDS = (ALLOW_FIELD, DENY_FIELD, TENANT_FIELD, STATE_FIELD, "doc_id", "source_id", "version")
-_CHUNK_NAMESPACE = uuid.UUID("6f1d6a52-94a4-4c1e-9a0e-5a3c1b7e2d10")
 T = TypeVar("T")
 
 
@@ -90,7 +96,7 @@ class QdrantChunkIndex:
             with warnings.catch_warnings():
                 # Local mode warns that payload indexes do nothing there; a server uses them.
                 warnings.filterwarnings("ignore", message="Payload indexes have no effect")
-                for field in _KEYWORD_FIELDS:
+                for field in KEYWORD_FIELDS:
                     self._client.create_payload_index(
                         self._collection, field_name=field, field_schema=models.PayloadSchemaType.KEYWORD
                     )
@@ -111,38 +117,10 @@ class QdrantChunkIndex:
 
     def stage_document(self, document: IndexedDocument) -> str:
         """Write a new version's chunks ``staged`` (invisible to every search); returns the version."""
-        meta = document.meta
-        version = f"{meta.content_hash[:16]}-{uuid.uuid4().hex[:8]}"
-        now = time.time()
+        version = new_version(document.meta.content_hash)
         points = [
-            models.PointStruct(
-                id=str(uuid.uuid5(_CHUNK_NAMESPACE, f"{meta.doc_id}/{version}/{number}")),
-                vector={DENSE_VECTOR: list(vector)},
-                payload={
-                    "tenant_id": meta.tenant_id,
-                    "doc_id": meta.doc_id,
-                    "source_id": meta.source_id,
-                    "path": meta.path,
-                    "uri": meta.uri,
-                    "title": meta.title,
-                    "format": meta.format,
-                    "section": chunk.section,
-                    "page": chunk.page,
-                    "page_name": chunk.page_name,
-                    "text": chunk.text,
-                    "chunk_index": number,
-                    "chunk_count": len(document.chunks),
-                    "content_hash": meta.content_hash,
-                    "acl_hash": document.acl.fingerprint(),
-                    ALLOW_FIELD: sorted(document.acl.allow),
-                    DENY_FIELD: sorted(document.acl.deny),
-                    "version": version,
-                    STATE_FIELD: STAGED_STATE,
-                    "modified_at": meta.modified_at,
-                    "indexed_at": now,
-                },
-            )
-            for number, (chunk, vector) in enumerate(zip(document.chunks, document.vectors, strict=True))
+            models.PointStruct(id=chunk.id, vector={DENSE_VECTOR: chunk.vector}, payload=chunk.payload)
+            for chunk in staged_chunks(document, version)
         ]
 
         def write() -> None:
@@ -203,14 +181,8 @@ class QdrantChunkIndex:
             ]
         )
         states: dict[str, DocumentState] = {}
-        for payload in self._scroll(flt, ["doc_id", "path", "content_hash", "acl_hash", "chunk_count"]):
-            states[payload["path"]] = DocumentState(
-                doc_id=payload["doc_id"],
-                path=payload["path"],
-                content_hash=payload["content_hash"],
-                acl_hash=payload["acl_hash"],
-                chunk_count=int(payload.get("chunk_count", 0)),
-            )
+        for payload in self._scroll(flt, STATE_FIELDS):
+            states[payload["path"]] = document_state(payload)
         return states
 
     def documents(self, *, tenant_id: str, offset: int = 0, limit: int = 100) -> list[StoredDocument]:
@@ -221,22 +193,8 @@ class QdrantChunkIndex:
                 models.FieldCondition(key="chunk_index", match=models.MatchValue(value=0)),
             ]
         )
-        fields = ["doc_id", "tenant_id", "source_id", "path", "title", ALLOW_FIELD, DENY_FIELD]
-        found = [
-            StoredDocument(
-                doc_id=str(p["doc_id"]),
-                tenant_id=str(p["tenant_id"]),
-                source_id=str(p["source_id"]),
-                path=str(p["path"]),
-                title=str(p.get("title") or ""),
-                acl_allow=frozenset(p.get(ALLOW_FIELD) or ()),
-                acl_deny=frozenset(p.get(DENY_FIELD) or ()),
-            )
-            for p in self._scroll(flt, fields)
-        ]
-        # One chunk 0 per live document; sorted so that pages are stable across calls.
-        found.sort(key=lambda d: (d.source_id, d.path))
-        return found[offset : offset + limit]
+        found = [stored_document(payload) for payload in self._scroll(flt, DOCUMENT_FIELDS)]
+        return page_of_documents(found, offset=offset, limit=limit)
 
     def chunk_ids(self, doc_id: str) -> set[str]:
         """Ids of every stored chunk of a document, staged or live (an admin read)."""
@@ -295,7 +253,7 @@ class QdrantChunkIndex:
                 with_vectors=False,
             )
         )
-        return [_passage(point) for point in response.points]
+        return [passage(point.id, point.payload, point.score) for point in response.points]
 
     def count(self, *, live_only: bool = True) -> int:
         flt = models.Filter(must=[_match(STATE_FIELD, LIVE_STATE)]) if live_only else None
@@ -309,19 +267,3 @@ class QdrantChunkIndex:
 
 def _match(key: str, value: str) -> models.FieldCondition:
     return models.FieldCondition(key=key, match=models.MatchValue(value=value))
-
-
-def _passage(point: models.ScoredPoint) -> Passage:
-    payload = point.payload or {}
-    # Only these fields leave the index; ACL fields stay behind by construction.
-    return Passage(
-        chunk_id=str(point.id),
-        doc_id=str(payload.get("doc_id", "")),
-        source=str(payload.get("uri") or payload.get("path") or ""),
-        title=str(payload.get("title") or ""),
-        section=payload.get("section"),
-        page=payload.get("page"),
-        page_name=payload.get("page_name"),
-        text=str(payload.get("text") or ""),
-        score=float(point.score),
-    )

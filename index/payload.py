@@ -1,0 +1,122 @@
+"""The stored shape of a chunk, shared by every index implementation.
+
+What is written with each chunk, and how stored payloads turn back into the
+records the rest of the product sees: one definition, so implementations cannot
+drift. ACL fields are written here and read back only for administrators
+(:class:`StoredDocument`); a :class:`Passage` never carries them.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from acl.index_filter import ALLOW_FIELD, DENY_FIELD, STATE_FIELD, TENANT_FIELD
+from core.records import DocumentState, Passage, StoredDocument
+from index.ports import IndexedDocument
+
+STAGED_STATE = "staged"
+KEYWORD_FIELDS = (ALLOW_FIELD, DENY_FIELD, TENANT_FIELD, STATE_FIELD, "doc_id", "source_id", "version")
+STATE_FIELDS = ["doc_id", "path", "content_hash", "acl_hash", "chunk_count"]
+DOCUMENT_FIELDS = ["doc_id", "tenant_id", "source_id", "path", "title", ALLOW_FIELD, DENY_FIELD]
+PASSAGE_FIELDS = ["doc_id", "uri", "path", "title", "section", "page", "page_name", "text"]
+_CHUNK_NAMESPACE = uuid.UUID("6f1d6a52-94a4-4c1e-9a0e-5a3c1b7e2d10")
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkRecord:
+    """One chunk as it is written: its id, vector and payload."""
+
+    id: str
+    vector: list[float]
+    payload: dict[str, Any]
+
+
+def new_version(content_hash: str) -> str:
+    """A version tag for one write of a document: content hash prefix plus a random suffix."""
+    return f"{content_hash[:16]}-{uuid.uuid4().hex[:8]}"
+
+
+def staged_chunks(document: IndexedDocument, version: str) -> list[ChunkRecord]:
+    """The chunks of ``document`` as ``version``, written ``staged`` (invisible until published)."""
+    meta, acl, now = document.meta, document.acl, time.time()
+    shared = {
+        "tenant_id": meta.tenant_id,
+        "doc_id": meta.doc_id,
+        "source_id": meta.source_id,
+        "path": meta.path,
+        "uri": meta.uri,
+        "title": meta.title,
+        "format": meta.format,
+        "chunk_count": len(document.chunks),
+        "content_hash": meta.content_hash,
+        "acl_hash": acl.fingerprint(),
+        ALLOW_FIELD: sorted(acl.allow),
+        DENY_FIELD: sorted(acl.deny),
+        "version": version,
+        STATE_FIELD: STAGED_STATE,
+        "modified_at": meta.modified_at,
+        "indexed_at": now,
+    }
+    return [
+        ChunkRecord(
+            id=str(uuid.uuid5(_CHUNK_NAMESPACE, f"{meta.doc_id}/{version}/{number}")),
+            vector=[float(x) for x in vector],
+            payload={
+                **shared,
+                "section": chunk.section,
+                "page": chunk.page,
+                "page_name": chunk.page_name,
+                "text": chunk.text,
+                "chunk_index": number,
+            },
+        )
+        for number, (chunk, vector) in enumerate(zip(document.chunks, document.vectors, strict=True))
+    ]
+
+
+def document_state(payload: Mapping[str, Any]) -> DocumentState:
+    return DocumentState(
+        doc_id=payload["doc_id"],
+        path=payload["path"],
+        content_hash=payload["content_hash"],
+        acl_hash=payload["acl_hash"],
+        chunk_count=int(payload.get("chunk_count", 0)),
+    )
+
+
+def stored_document(payload: Mapping[str, Any]) -> StoredDocument:
+    return StoredDocument(
+        doc_id=str(payload["doc_id"]),
+        tenant_id=str(payload["tenant_id"]),
+        source_id=str(payload["source_id"]),
+        path=str(payload["path"]),
+        title=str(payload.get("title") or ""),
+        acl_allow=frozenset(payload.get(ALLOW_FIELD) or ()),
+        acl_deny=frozenset(payload.get(DENY_FIELD) or ()),
+    )
+
+
+def page_of_documents(found: Sequence[StoredDocument], *, offset: int, limit: int) -> list[StoredDocument]:
+    """One chunk 0 per live document, sorted so that pages are stable across calls."""
+    ordered = sorted(found, key=lambda d: (d.source_id, d.path))
+    return ordered[offset : offset + limit]
+
+
+def passage(chunk_id: object, payload: Mapping[str, Any] | None, score: float) -> Passage:
+    """A chunk as a caller may see it: only these fields leave the index, never the ACL."""
+    payload = payload or {}
+    return Passage(
+        chunk_id=str(chunk_id),
+        doc_id=str(payload.get("doc_id", "")),
+        source=str(payload.get("uri") or payload.get("path") or ""),
+        title=str(payload.get("title") or ""),
+        section=payload.get("section"),
+        page=payload.get("page"),
+        page_name=payload.get("page_name"),
+        text=str(payload.get("text") or ""),
+        score=float(score),
+    )
