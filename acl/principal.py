@@ -100,6 +100,11 @@ class Principal:
         """False when group membership could not be fully resolved (kept for existing callers)."""
         return NarrowingReason.GROUP_RESOLUTION_FAILED not in self.narrowed
 
+    @property
+    def narrowing_reasons(self) -> tuple[str, ...]:
+        """Why this caller's keys were narrowed, as sorted plain strings (responses, headers, audit)."""
+        return tuple(sorted(str(reason) for reason in self.narrowed))
+
     def access_keys(self) -> frozenset[str]:
         """Every access-list key this caller holds.
 

@@ -113,7 +113,7 @@ class RequestLimits:
             return message
 
         principal = scope.get("state", {}).get(PRINCIPAL_SCOPE_KEY)
-        narrowed = ",".join(sorted(str(r) for r in principal.narrowed)) if isinstance(principal, Principal) else ""
+        narrowed = ",".join(principal.narrowing_reasons) if isinstance(principal, Principal) else ""
 
         async def tracking_send(message: Message) -> None:
             nonlocal response_started

@@ -57,7 +57,7 @@ class AccessOut(BaseModel):
 
     @classmethod
     def of(cls, principal: Principal) -> Self:
-        reasons = sorted(str(reason) for reason in principal.narrowed)
+        reasons = list(principal.narrowing_reasons)
         return cls(narrowed=bool(reasons), reasons=reasons)
 
 

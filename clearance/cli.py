@@ -18,6 +18,7 @@ from clearance.settings import Mode, Settings, is_loopback_host
 from core.errors import ClearanceError
 from ingest.jobs import JobRecord, JobStatus
 from ingest.source import DocumentSource
+from retrieval.records import Citation
 
 app = typer.Typer(help="Clearance: permission-aware answers over enterprise documents.", no_args_is_help=True)
 jobs_app = typer.Typer(help="Ingestion job records.", no_args_is_help=True)
@@ -270,8 +271,15 @@ def ask(
     console.print(f"  [dim]{outcome} by {generator}[/dim]")
 
 
-def _citation_dict(citation: object) -> dict[str, Any]:
-    return {k: getattr(citation, k) for k in ("id", "source", "title", "section", "page")}
+def _citation_dict(citation: Citation) -> dict[str, Any]:
+    """The fields `ask` prints, in the shape the API returns them, so both paths print alike."""
+    return {
+        "id": citation.id,
+        "source": citation.source,
+        "title": citation.title,
+        "section": citation.section,
+        "page": citation.page,
+    }
 
 
 def _ask_running_server(

@@ -53,7 +53,7 @@ class IndexSettings(BaseModel):
         key = (self.api_key or "").strip()
         if key.lower() in PLACEHOLDER_KEYS:
             raise ValueError("CLEARANCE_INDEX__API_KEY is a placeholder; set the Qdrant server's real API key")
-        if not key and not _is_loopback(urlparse(self.location).hostname or ""):
+        if not key and not is_loopback_host(urlparse(self.location).hostname or ""):
             raise ValueError("CLEARANCE_INDEX__API_KEY is required for a Qdrant server that is not on loopback")
         return self
 
@@ -218,15 +218,11 @@ class Settings(BaseSettings):
         return self.data_dir / "dev-idp"
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback_host(host: str) -> bool:
+    """True for an address only this machine can reach (127.0.0.0/8, ::1, localhost)."""
     if host == "localhost":
         return True
     try:
         return ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
-
-
-def is_loopback_host(host: str) -> bool:
-    """True for an address only this machine can reach (127.0.0.0/8, ::1, localhost)."""
-    return _is_loopback(host)

@@ -433,7 +433,7 @@ def _user_keys(user: Principal, origins: Mapping[str, str]) -> UserKeys:
     return UserKeys(
         object_id=user.object_id,
         guest=user.guest,
-        narrowed=tuple(sorted(str(reason) for reason in user.narrowed)),
+        narrowed=user.narrowing_reasons,
         keys=tuple(KeyOrigin(key=key, origin=origins.get(key, _UNSPECIFIED)) for key in sorted(user.access_keys())),
     )
 

@@ -20,7 +20,15 @@ from core.errors import GenerationError
 from core.records import Passage
 from index.ports import ChunkIndex, Embedder
 from retrieval.audit import AnswerAudit, AuditSink, NoAudit
-from retrieval.citations import check_citations, check_sentence, snippet, split_sentences
+from retrieval.citations import (
+    CitationCheck,
+    SentenceVerdict,
+    check_citations,
+    check_sentence,
+    snippet,
+    split_sentences,
+    summarize,
+)
 from retrieval.generation.base import AnswerGenerator
 from retrieval.generation.extractive import ExtractiveGenerator
 from retrieval.prompts import ABSTAIN_ANSWER, GROUNDED_ANSWER_V1, PromptTemplate
@@ -128,18 +136,17 @@ class AnswerService:
             return
         started = time.perf_counter()
         raw = ""
-        judged = 0
+        judged: list[tuple[str, SentenceVerdict]] = []  # every complete sentence with its verdict, in order
         sent: list[str] = []
         support = [_support_text(p) for p in passages]
         try:
             for piece in self._generated(question, passages, history, cancel=cancel):
                 raw += piece
-                complete = _complete_sentences(raw)
-                for sentence in complete[judged:]:
-                    if self._passes(sentence, question, support):
+                for sentence in _complete_sentences(raw)[len(judged) :]:
+                    judged.append((sentence, self._judge(sentence, question, support)))
+                    if judged[-1][1].kept:
                         sent.append(sentence)
                         yield TokenEvent(sentence if len(sent) == 1 else " " + sentence)
-                judged = len(complete)
         except GeneratorExit:
             # The client left mid-answer: what it was shown is audited as an abandoned answer.
             timings["generate"] = _ms(started)
@@ -148,20 +155,22 @@ class AnswerService:
             raise
         timings["generate"] = _ms(started)
         text = raw.strip()
-        for sentence in split_sentences(text)[judged:]:
-            if text != ABSTAIN_ANSWER and self._passes(sentence, question, support):
-                sent.append(sentence)
-                yield TokenEvent(sentence if len(sent) == 1 else " " + sentence)
-        result = self._settle(question, text, passages, timings)
+        if text != ABSTAIN_ANSWER:
+            for sentence in split_sentences(text)[len(judged) :]:
+                judged.append((sentence, self._judge(sentence, question, support)))
+                if judged[-1][1].kept:
+                    sent.append(sentence)
+                    yield TokenEvent(sentence if len(sent) == 1 else " " + sentence)
+        # The whole answer's verdict from the sentence verdicts already made: nothing is judged twice.
+        result = self._settle(question, text, passages, timings, check=summarize(judged))
         if result.answer != " ".join(sent):
             yield ReplaceEvent(result.answer)
         self._record(principal, question, result, streamed=True)
         yield ResultEvent(result)
 
     @staticmethod
-    def _passes(sentence: str, question: str, support: Sequence[str]) -> bool:
-        verdict = check_sentence(sentence, passage_count=len(support), passage_texts=support, question=question)
-        return verdict.kept
+    def _judge(sentence: str, question: str, support: Sequence[str]) -> SentenceVerdict:
+        return check_sentence(sentence, passage_count=len(support), passage_texts=support, question=question)
 
     # -- stages ----------------------------------------------------------------
 
@@ -188,13 +197,25 @@ class AnswerService:
             # An empty answer fails the check below and is replaced: the model is a component.
             log.warning("generator %s failed: %s", self._generator.name, exc)
 
-    def _settle(self, question: str, text: str, passages: Sequence[Passage], timings: dict[str, float]) -> AnswerResult:
-        """The answer that stands: the checked model answer, the extractive one, or an abstention."""
+    def _settle(
+        self,
+        question: str,
+        text: str,
+        passages: Sequence[Passage],
+        timings: dict[str, float],
+        *,
+        check: CitationCheck | None = None,
+    ) -> AnswerResult:
+        """The answer that stands: the checked model answer, the extractive one, or an abstention.
+
+        ``check`` is the verdict on ``text`` when the caller has already made it (a stream).
+        """
         if text == ABSTAIN_ANSWER:
             return self._result(ABSTAIN_ANSWER, (), AnswerOutcome.ABSTAINED, passages, timings)
-        check = check_citations(
-            text, passage_count=len(passages), passage_texts=[_support_text(p) for p in passages], question=question
-        )
+        if check is None:
+            check = check_citations(
+                text, passage_count=len(passages), passage_texts=[_support_text(p) for p in passages], question=question
+            )
         if check.grounded:
             return self._result(check.text, check.cited, AnswerOutcome.GROUNDED, passages, timings)
         fallback = self._fallback.answer(question=question, passages=passages)
@@ -227,7 +248,7 @@ class AnswerService:
                 timings_ms=dict(result.timings_ms),
                 streamed=streamed,
                 kind="search" if result.outcome is AnswerOutcome.SEARCH else "answer",
-                narrowed=_narrowed(principal),
+                narrowed=principal.narrowing_reasons,
             )
         )
 
@@ -248,10 +269,6 @@ class AnswerService:
             retrieved=tuple(p.chunk_id for p in passages),
             timings_ms=timings,
         )
-
-
-def _narrowed(principal: Principal) -> tuple[str, ...]:
-    return tuple(sorted(str(reason) for reason in principal.narrowed))
 
 
 def _citation(number: int, passage: Passage) -> Citation:

@@ -129,12 +129,28 @@ def check_citations(
     answer: str, *, passage_count: int, passage_texts: Sequence[str] | None = None, question: str = ""
 ) -> CitationCheck:
     """Checks ``answer`` sentence by sentence (see :func:`check_sentence`)."""
+    return summarize(
+        [
+            (
+                sentence,
+                check_sentence(sentence, passage_count=passage_count, passage_texts=passage_texts, question=question),
+            )
+            for sentence in split_sentences(answer)
+        ]
+    )
+
+
+def summarize(judged: Sequence[tuple[str, SentenceVerdict]]) -> CitationCheck:
+    """The verdict on a whole answer from the verdicts on its sentences, in order.
+
+    A stream judges each sentence as it completes; summarizing those verdicts
+    gives the same result as :func:`check_citations` without judging twice.
+    """
     cited: list[int] = []
     invalid: list[int] = []
     kept: list[str] = []
     dropped = unsupported = 0
-    for sentence in split_sentences(answer):
-        verdict = check_sentence(sentence, passage_count=passage_count, passage_texts=passage_texts, question=question)
+    for sentence, verdict in judged:
         if verdict.empty:
             continue
         if verdict.uncited:

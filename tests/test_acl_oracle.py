@@ -36,14 +36,12 @@ import json
 import math
 import os
 import shutil
-import signal
 import stat
 import tempfile
 import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import Any, Literal, TypeVar
 
 import pytest
@@ -56,7 +54,7 @@ from clearance.settings import IndexSettings, IngestSettings, Settings
 from ingest.jobs import JobStatus
 from ingest.source import FilesystemSource
 from tests.acl_reference import Caller, effective_acls, may_read
-from tests.conftest import OTHER_TENANT, TENANT
+from tests.conftest import OTHER_TENANT, TENANT, deadline
 
 # -- a fast, deterministic embedder ---------------------------------------------------------------------
 
@@ -297,29 +295,6 @@ def describe_tree(root: Path) -> str:
 
 
 # -- running one scenario ------------------------------------------------------------------------------------
-
-
-class IngestionHung(Exception):
-    pass
-
-
-@contextlib.contextmanager
-def deadline(seconds: int) -> Iterator[None]:
-    """Fail instead of hanging (a FIFO opened for reading blocks forever); main thread only."""
-    if not hasattr(signal, "SIGALRM") or signal.getsignal(signal.SIGALRM) not in (signal.SIG_DFL, None):
-        yield
-        return
-
-    def expire(signum: int, frame: FrameType | None) -> None:
-        raise IngestionHung(f"ingestion took more than {seconds} s (blocked on a FIFO?)")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def principal_of(caller: Caller) -> Principal:

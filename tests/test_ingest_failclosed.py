@@ -10,13 +10,9 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import unicodedata
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import fields
 from pathlib import Path
-from types import FrameType
 
 import pytest
 
@@ -30,7 +26,7 @@ from ingest.parse import parse_document
 from ingest.parse.elements import ParsedDocument
 from ingest.pipeline import IngestionPipeline
 from ingest.source import FilesystemSource, SourceItem
-from tests.conftest import G1, REPO_ROOT, TENANT, write_acl, write_doc
+from tests.conftest import G1, REPO_ROOT, TENANT, deadline, write_acl, write_doc
 
 ALICE = "b0000000-0000-4000-8000-00000000000a"
 DENIED = "b0000000-0000-4000-8000-00000000000d"
@@ -64,22 +60,6 @@ def run(runtime: Runtime, root: Path, **kwargs: Path) -> tuple[FilesystemSource,
     job = runtime.pipeline.run(source)
     assert job.status is not JobStatus.FAILED, job.failure
     return source, job.errors, job.status
-
-
-@contextmanager
-def deadline(seconds: int) -> Iterator[None]:
-    """Fails instead of hanging (a FIFO opened for reading blocks forever)."""
-
-    def expire(signum: int, frame: FrameType | None) -> None:
-        raise TimeoutError(f"still running after {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def make_not_regular(path: Path, kind: str, tmp_path: Path) -> None:
