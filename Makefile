@@ -31,7 +31,7 @@ demo-extractive: setup
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy acl api clearance core index ingest retrieval tests benchmarks
+	$(BIN)/mypy acl api clearance core index ingest retrieval store tests benchmarks
 	$(BIN)/lint-imports
 
 test: setup lint

@@ -8,13 +8,13 @@ from contextlib import asynccontextmanager
 from importlib.metadata import version
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.responses import FileResponse, JSONResponse
 
-from api.deps import ApiComponents
+from api.deps import ApiComponents, audit_ready
 from api.limits import RequestLimits
 from api.problems import install_problem_handlers, problem
-from api.routes import admin, answers, dev, explain
+from api.routes import admin, answers, audit, dev, explain
 from core.errors import ClearanceError
 
 STATIC = Path(__file__).parent / "static"
@@ -52,9 +52,11 @@ def create_app(components: ApiComponents, *, on_shutdown: Callable[[], None] | N
         body_timeout_seconds=components.bounds.body_timeout_seconds,
     )
     install_problem_handlers(app)
-    app.include_router(answers.router)
+    # Answers are never returned unaudited: when the audit store is down they are refused (503) up front.
+    app.include_router(answers.router, dependencies=[Depends(audit_ready)])
     app.include_router(admin.router)
     app.include_router(explain.router)
+    app.include_router(audit.router)
     if components.dev is not None:
         log.warning("development mode: the bundled identity provider is trusted and /dev/token mints tokens")
         app.include_router(dev.router)

@@ -24,6 +24,7 @@ from core.errors import AuthenticationError, AuthorizationError, NotFoundError
 from ingest.explain import ExplainAccess
 from ingest.service import IngestionService
 from retrieval.answer import AnswerService
+from store.state import AuditTrail
 
 
 class Authenticator(Protocol):
@@ -79,6 +80,7 @@ class ApiComponents:
     roles: RoleNames = RoleNames()
     dev: DevIdentity | None = None
     explain: ExplainAccess | None = None  # admin explain-access routes
+    audit: AuditTrail | None = None  # the audit store: auditor routes, and the check before an answer starts
     docs: bool = False  # serve /docs and /openapi.json
     bounds: HttpBounds = HttpBounds()
 
@@ -106,6 +108,13 @@ def _dev_identity(request: Request) -> DevIdentity:
     return dev
 
 
+def _audit(request: Request) -> AuditTrail:
+    audit = components_of(request).audit
+    if audit is None:
+        raise NotFoundError("the audit store is not configured")
+    return audit
+
+
 def current_principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
@@ -131,9 +140,24 @@ def require(role: Role) -> Callable[[Request, Principal], Principal]:
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
 AdminPrincipal = Annotated[Principal, Depends(require(Role.ADMIN))]
 AuditorPrincipal = Annotated[Principal, Depends(require(Role.AUDITOR))]
 ReviewerPrincipal = Annotated[Principal, Depends(require(Role.REVIEWER))]
 Answers = Annotated[AnswerService, Depends(_answers)]
+Audit = Annotated[AuditTrail, Depends(_audit)]
 Ingestion = Annotated[IngestionService, Depends(_ingestion)]
 DevIdentityDep = Annotated[DevIdentity, Depends(_dev_identity)]
+
+
+def audit_ready(request: Request, principal: CurrentPrincipal) -> None:
+    """Before an answer starts, the audit store must answer: a stream cannot turn into a 503 once it has begun.
+
+    Runs after authentication (an unauthenticated caller still gets 401). An
+    answer whose record cannot be written later still fails (the audit sink
+    raises), but a streamed one has then already sent text: this check makes
+    that a race with the store failing mid-answer, not the normal outcome.
+    """
+    audit = components_of(request).audit
+    if audit is not None:
+        audit.log.ping()

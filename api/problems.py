@@ -23,6 +23,7 @@ from core.errors import (
     IndexUnavailableError,
     InvalidInputError,
     NotFoundError,
+    StoreUnavailableError,
 )
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ _STATUS: dict[type[ClearanceError], tuple[int, str]] = {
     InvalidInputError: (422, "Unprocessable Content"),
     IndexUnavailableError: (503, "Index Unavailable"),
     GenerationError: (503, "Answer Generator Unavailable"),
+    StoreUnavailableError: (503, "State Store Unavailable"),
 }
 
 

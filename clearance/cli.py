@@ -14,7 +14,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from clearance.evaluation.cli import evaluate
+from clearance.index_migrate import index_app
 from clearance.settings import Mode, Settings, is_loopback_host
+from clearance.store_cli import audit_app, db_app
 from core.errors import ClearanceError
 from ingest.jobs import JobRecord, JobStatus
 from ingest.source import DocumentSource
@@ -25,6 +28,9 @@ jobs_app = typer.Typer(help="Ingestion job records.", no_args_is_help=True)
 dev_app = typer.Typer(help="The development identity provider (development mode only).", no_args_is_help=True)
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(dev_app, name="dev")
+app.add_typer(db_app, name="db")
+app.add_typer(audit_app, name="audit")
+app.add_typer(index_app, name="index")
 console = Console(soft_wrap=True)
 
 
@@ -340,6 +346,14 @@ def demo(
 
 
 @app.command()
+def worker(verbose: Annotated[bool, typer.Option("--verbose", help="log every queue event")] = False) -> None:
+    """Run queued ingestion jobs (queue mode: CLEARANCE_QUEUE__REDIS_URL and a Qdrant server index)."""
+    from clearance.worker import worker_command  # imported here: the queue libraries load only for workers
+
+    worker_command(verbose=verbose)
+
+
+@app.command()
 def explain(
     user: Annotated[str, typer.Option("--user", help="object id of the user")],
     tenant: Annotated[str, typer.Option("--tenant", help="tenant id")],
@@ -421,6 +435,10 @@ def dev_users() -> None:
             "yes" if u.guest else "",
         )
     console.print(table)
+
+
+# `clearance eval`: its options live with the harness (clearance/evaluation/cli.py), which imports nothing heavy.
+app.command("eval")(evaluate)
 
 
 def main() -> None:  # pragma: no cover - console script entry

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from acl.group_cache import build_group_cache
 from acl.groups import GroupResolver, GroupSource, UnavailableGroupResolver, UserDirectory, UserType
 from acl.jwks import JwksKeys
 from acl.principal import Principal
+from acl.principal_cache import PrincipalCache, TokenAuthenticator
 from acl.tokens import IssuerTemplate, TokenPolicy, TokenValidator, entra_issuers
 from api.app import create_app
 from api.deps import ApiComponents, DevIdentity, HttpBounds, RoleNames
@@ -29,18 +31,23 @@ from clearance.samples import sample_sources
 from clearance.settings import GeneratorKind, GraphModeSetting, Mode, Settings
 from index.edge import EdgeChunkIndex
 from index.embedding import SentenceTransformerEmbedder, default_model_path, set_torch_threads
-from index.ports import ChunkIndex, Embedder
+from index.embedding_stamp import CollectionStamp, EmbeddingStamp, FolderStamp, verify_embedding
+from index.ports import ChunkIndex, Embedder, RetrievalMode
 from index.qdrant import QdrantChunkIndex, open_client
+from index.query_cache import QueryEmbeddingCache
+from index.sparse import FusionParams
 from ingest.explain import DevDirectoryAccess, ExplainAccess, UserResolver
 from ingest.jobs import JobStore
 from ingest.parse import IsolatedParser, ParseLimits, parse_document
 from ingest.pipeline import MB, IngestionPipeline
-from ingest.runner import BackgroundJobs
+from ingest.runner import BackgroundJobs, JobRunner
 from ingest.service import IngestionService
 from retrieval.answer import AnswerService
-from retrieval.audit import JsonlAuditSink
+from retrieval.audit import AuditSink, JsonlAuditSink
 from retrieval.generation.base import AnswerGenerator
 from retrieval.generation.extractive import ExtractiveGenerator
+from store.database import sqlite_url
+from store.state import Store, open_store
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +74,8 @@ class Identity:
 
     tokens: TokenValidator
     dev: DevIdentity | None
+    # What the API authenticates with: ``tokens`` behind the principal cache unless it is off.
+    authenticator: TokenAuthenticator
 
 
 @dataclass
@@ -82,6 +91,7 @@ class Runtime:
     answers: AnswerService
     ingestion: IngestionService
     explain: ExplainAccess
+    store: Store | None = None  # the state store (audit); None only for runtimes built by hand
 
     @property
     def embedder(self) -> Embedder:
@@ -115,10 +125,11 @@ class Runtime:
         """
         settings = settings or self.settings
         return ApiComponents(
-            authenticator=self.identity.tokens,
+            authenticator=self.identity.authenticator,
             answers=self.answers,
             ingestion=self.ingestion,
             explain=self.explain,
+            audit=self.store.trail if self.store is not None else None,
             readiness=self.indexing.index.ping,
             roles=RoleNames(
                 admin=settings.auth.admin_role,
@@ -137,14 +148,26 @@ class Runtime:
     def close(self) -> None:
         self.ingestion.close()
         self.indexing.close()
+        if self.store is not None:
+            self.store.close()  # last: stopping ingestion may still record a job's finish
 
 
 def build_embedder(settings: Settings) -> Embedder:
-    set_torch_threads(settings.embedding.threads)
-    return SentenceTransformerEmbedder(
-        model_path=settings.embedding.model_path or default_model_path(),
-        batch_size=settings.embedding.batch_size,
-    )
+    from clearance.settings import EmbeddingBackend
+
+    config = settings.embedding
+    # Also for onnx-int8: anything else on torch in this process (a reranker) keeps to the same thread budget.
+    set_torch_threads(config.threads)
+    source = config.model_path or default_model_path()
+    if config.backend is EmbeddingBackend.ONNX_INT8:
+        # Imported here so the torch backend never loads onnxruntime. The first start exports the model
+        # (~20-30 s on 2 cores), every later one reuses the cached file.
+        from index.onnx_embedding import OnnxEmbedder
+        from index.onnx_export import ensure_int8_model
+
+        model = ensure_int8_model(source=source, cache_root=config.model_cache_dir or settings.data_dir / "models")
+        return OnnxEmbedder(model=model, threads=config.threads, query_threads=config.query_threads)
+    return SentenceTransformerEmbedder(model_path=source, batch_size=config.batch_size)
 
 
 def build_generator(settings: Settings, *, extractive: ExtractiveGenerator) -> AnswerGenerator:
@@ -170,21 +193,47 @@ def build_generator(settings: Settings, *, extractive: ExtractiveGenerator) -> A
     return extractive
 
 
-def build_index(settings: Settings, *, dimension: int) -> ChunkIndex:
+def build_index(settings: Settings, *, dimension: int, fingerprint: str | None = None) -> ChunkIndex:
+    """The configured index; with ``fingerprint``, refuses one filled by another embedder (None: no check,
+    for callers that never embed, such as the sparse backfill)."""
     location = settings.index_location
+    retrieval = settings.retrieval
+    # Every chunk gets BM25 term weights whatever the mode, so switching modes needs no re-ingestion.
+    fusion = FusionParams(
+        mode=RetrievalMode(retrieval.mode.value),
+        candidates=retrieval.fusion_candidates,
+        rrf_k=retrieval.rrf_k,
+        dense_weight=retrieval.dense_weight,
+        sparse_weight=retrieval.sparse_weight,
+    )
+    index: ChunkIndex
+    stamp: EmbeddingStamp
     if location.startswith("edge:"):
         # Qdrant's own engine in-process (HNSW, payload indexes); one process owns the shard.
-        edge = EdgeChunkIndex(path=Path(location.removeprefix("edge:")), dimension=dimension)
-        edge.ensure_schema()
-        return edge
-    if location != ":memory:" and not location.startswith(("http://", "https://")):
-        Path(location).mkdir(parents=True, exist_ok=True)
-    index = QdrantChunkIndex(
-        client=open_client(location, api_key=settings.index.api_key, timeout=settings.index.timeout_seconds),
-        collection=settings.index.collection,
-        dimension=dimension,
-    )
+        folder = Path(location.removeprefix("edge:"))
+        index = EdgeChunkIndex(path=folder, dimension=dimension, fusion=fusion)
+        stamp = FolderStamp(folder)
+    else:
+        if location != ":memory:" and not location.startswith(("http://", "https://")):
+            Path(location).mkdir(parents=True, exist_ok=True)
+        client = open_client(location, api_key=settings.index.api_key, timeout=settings.index.timeout_seconds)
+        index = QdrantChunkIndex(
+            client=client, collection=settings.index.collection, dimension=dimension, fusion=fusion
+        )
+        stamp = CollectionStamp(client=client, collection=settings.index.collection)
     index.ensure_schema()
+    if fingerprint is not None:
+        try:
+            # Vectors of another embedder are not comparable: refuse rather than answer from noise.
+            verify_embedding(stamp, fingerprint=fingerprint, index=index, where=location)
+        except Exception:
+            index.close()  # releases the edge shard's owner lock
+            raise
+    if retrieval.rerank_model_path is not None:
+        from index.rerank import CrossEncoderReranker, RerankingIndex
+
+        reranker = CrossEncoderReranker(model_path=retrieval.rerank_model_path)
+        index = RerankingIndex(inner=index, reranker=reranker, candidates=retrieval.rerank_candidates)
     return index
 
 
@@ -192,10 +241,13 @@ def build_indexing(settings: Settings, *, embedder: Embedder | None = None) -> I
     """What ingestion needs, and no more (no generator, no keys)."""
     ensure_private_dir(settings.data_dir)
     embedder = embedder or build_embedder(settings)
-    index = build_index(settings, dimension=embedder.dimension)
+    index = build_index(settings, dimension=embedder.dimension, fingerprint=embedder.fingerprint)
     jobs = JobStore(root=settings.jobs_dir)
     limits = parse_limits(settings)
-    isolated = IsolatedParser(limits) if settings.ingest.isolate_parsing else None
+    # Parsing processes get the cores the embedder's threads leave (at least one, at most four:
+    # past that the embedder, not parsing, bounds ingestion); measured in benchmarks/ingestion.py.
+    workers = settings.ingest.parse_workers or min(4, max(1, (os.cpu_count() or 1) - settings.embedding.threads))
+    isolated = IsolatedParser(limits, workers=workers) if settings.ingest.isolate_parsing else None
     pipeline = IngestionPipeline(
         index=index,
         embedder=embedder,
@@ -204,6 +256,9 @@ def build_indexing(settings: Settings, *, embedder: Embedder | None = None) -> I
         max_chunk_chars=settings.ingest.max_chunk_chars,
         max_file_bytes=int(settings.ingest.max_file_mb * MB),
         max_chunks_per_file=settings.ingest.max_chunks_per_file,
+        # In-process parsing holds the interpreter's lock: one parsing thread beside the embedder.
+        parse_workers=workers if isolated else 1,
+        embed_batch_chunks=settings.ingest.embed_batch_chunks,
     )
     return Indexing(embedder=embedder, index=index, jobs=jobs, pipeline=pipeline, parser=isolated)
 
@@ -286,7 +341,15 @@ def build_identity(settings: Settings) -> Identity:
         redis_url=auth.redis_url,
         key_prefix=auth.redis_key_prefix,
     )
-    return Identity(tokens=TokenValidator(policy=policy, keys=keys, groups=groups), dev=dev)
+    validator = TokenValidator(policy=policy, keys=keys, groups=groups)
+    # Never longer than the group cache: a principal holds directory answers (overage, guest status).
+    ttl = min(auth.principal_cache_ttl_seconds, auth.group_cache_ttl_seconds)
+    authenticator: TokenAuthenticator = (
+        PrincipalCache(inner=validator, ttl_seconds=ttl, max_entries=auth.principal_cache_max_entries)
+        if ttl > 0
+        else validator
+    )
+    return Identity(tokens=validator, dev=dev, authenticator=authenticator)
 
 
 def build_graph_resolver(settings: Settings) -> GraphGroupResolver:
@@ -311,16 +374,22 @@ def build_graph_resolver(settings: Settings) -> GraphGroupResolver:
     )
 
 
-def build_answers(settings: Settings, *, indexing: Indexing) -> AnswerService:
+def build_answers(settings: Settings, *, indexing: Indexing, audit: AuditSink | None = None) -> AnswerService:
+    """The answer service; ``audit``: where its records go (the store's sink; default: a JSON lines file)."""
     extractive = ExtractiveGenerator()
+    embedder = indexing.embedder
+    if settings.retrieval.query_cache_size > 0:
+        # Query vectors depend on the text alone and carry no ACL (trimming happens in the index query):
+        # safe to share between callers. Ingestion keeps the uncached embedder.
+        embedder = QueryEmbeddingCache(inner=embedder, max_entries=settings.retrieval.query_cache_size)
     return AnswerService(
         index=indexing.index,
-        embedder=indexing.embedder,
+        embedder=embedder,
         generator=build_generator(settings, extractive=extractive),
         fallback=extractive,
         top_k=settings.retrieval.top_k,
         min_score=settings.retrieval.min_score,
-        audit=JsonlAuditSink(path=settings.data_dir / "audit" / "answers.jsonl"),
+        audit=audit or JsonlAuditSink(path=settings.data_dir / "audit" / "answers.jsonl"),
     )
 
 
@@ -334,14 +403,24 @@ def allowed_roots(settings: Settings, *, directory: Directory | None = None) -> 
 
 def build_ingestion(settings: Settings, *, indexing: Indexing, directory: Directory | None = None) -> IngestionService:
     return IngestionService(
-        runner=BackgroundJobs(pipeline=indexing.pipeline, jobs=indexing.jobs),
+        runner=build_job_runner(settings, indexing=indexing),
         jobs=indexing.jobs,
         allowed_roots=allowed_roots(settings, directory=directory),
     )
 
 
+def build_job_runner(settings: Settings, *, indexing: Indexing) -> JobRunner:
+    """Admin jobs on a thread of this process (the default), or on a Redis queue for `clearance worker`s."""
+    if not settings.queue.redis_url:
+        return BackgroundJobs(pipeline=indexing.pipeline, jobs=indexing.jobs)
+    from clearance.worker import queued_runner  # the queue's wiring; it imports this module
+
+    return queued_runner(settings, jobs=indexing.jobs)
+
+
 def build_runtime(settings: Settings, *, embedder: Embedder | None = None) -> Runtime:
     """Everything the server runs."""
+    store = build_store(settings)  # first: a server whose audit cannot be written does not start
     indexing = build_indexing(settings, embedder=embedder)
     identity = build_identity(settings)
     directory = identity.dev.directory if identity.dev else None
@@ -349,9 +428,28 @@ def build_runtime(settings: Settings, *, embedder: Embedder | None = None) -> Ru
         settings=settings,
         indexing=indexing,
         identity=identity,
-        answers=build_answers(settings, indexing=indexing),
+        answers=build_answers(settings, indexing=indexing, audit=store.audit_sink),
         ingestion=build_ingestion(settings, indexing=indexing, directory=directory),
         explain=build_explain(settings, indexing=indexing, directory=directory),
+        store=store,
+    )
+
+
+def store_url(settings: Settings) -> str:
+    """The state store's URL: the setting, or a SQLite file in the data directory."""
+    return settings.store.url.get_secret_value() or sqlite_url(settings.data_dir / "state.db")
+
+
+def build_store(settings: Settings, *, migrate: bool | None = None) -> Store:
+    """The state store (audit, job records), its schema migrated unless ``migrate`` (or the setting) says not."""
+    ensure_private_dir(settings.data_dir)
+    config = settings.store
+    return open_store(
+        store_url(settings),
+        schema=config.schema_name,
+        migrate=config.migrate if migrate is None else migrate,
+        connect_timeout_seconds=config.connect_timeout_seconds,
+        pool_size=config.pool_size,
     )
 
 

@@ -39,7 +39,7 @@ class IndexSettings(BaseModel):
     location: str = Field(
         default="",
         description="':memory:', a folder (qdrant-client local mode), 'edge:<folder>' (Qdrant's in-process engine), "
-        "or a Qdrant server URL; empty: <data_dir>/index",
+        "or a Qdrant server URL; empty: edge:<data_dir>/edge",
     )
     api_key: str | None = Field(default=None, description="Qdrant server API key")
     collection: str = "clearance_chunks"
@@ -58,10 +58,25 @@ class IndexSettings(BaseModel):
         return self
 
 
+class EmbeddingBackend(StrEnum):
+    # The same all-MiniLM-L6-v2 weights exported once to int8 ONNX and run by onnxruntime: 2-3x the chunks/s of
+    # torch on a CPU core, cosine >= 0.99 to fp32, SciFact nDCG@10 within 0.001 (benchmarks/embedding.py).
+    ONNX_INT8 = "onnx-int8"
+    TORCH = "torch"  # sentence-transformers in fp32: the reference
+
+
 class EmbeddingSettings(BaseModel):
+    backend: EmbeddingBackend = Field(
+        default=EmbeddingBackend.ONNX_INT8,
+        description="onnx-int8 or torch; an index keeps the vectors of one backend and refuses to open under another",
+    )
     model_path: Path | None = Field(default=None, description="sentence-transformers model folder; empty: bundled")
-    threads: int = Field(default=1, ge=1)
-    batch_size: int = Field(default=32, ge=1)
+    threads: int = Field(default=1, ge=1, description="intra-op threads for document batches (ingestion)")
+    query_threads: int = Field(default=1, ge=1, description="onnx-int8: intra-op threads for one query")
+    batch_size: int = Field(default=32, ge=1, description="torch: texts per forward pass (onnx-int8: one at a time)")
+    model_cache_dir: Path | None = Field(
+        default=None, description="onnx-int8: where the exported model is kept; empty: <data_dir>/models"
+    )
 
 
 class IngestSettings(BaseModel):
@@ -75,9 +90,19 @@ class IngestSettings(BaseModel):
     max_file_mb: float = Field(default=100.0, gt=0, description="files larger than this are a per-file error")
     max_chunks_per_file: int = Field(default=5000, ge=1)
     parse_timeout_seconds: float = Field(default=120.0, gt=0, description="time one file may take to parse")
-    parse_memory_mb: int = Field(default=2048, ge=256, description="address space of the parsing worker")
+    parse_memory_mb: int = Field(default=2048, ge=256, description="address space of each parsing worker")
     isolate_parsing: bool = Field(
-        default=True, description="parse in a worker process under the time and memory limits (off: in-process)"
+        default=True, description="parse in worker processes under the time and memory limits (off: in-process)"
+    )
+    parse_workers: int | None = Field(
+        default=None,
+        ge=1,
+        le=64,
+        description="parsing worker processes, each under the time and memory limits; empty: the cores left "
+        "after the embedder's threads, 1 to 4",
+    )
+    embed_batch_chunks: int = Field(
+        default=64, ge=1, le=4096, description="chunks of several files embedded in one call during ingestion"
     )
     max_decompressed_mb: float = Field(default=200.0, gt=0, description="uncompressed size of an Office/ODF package")
     max_compression_ratio: float = Field(default=100.0, gt=1, description="for packages declaring over 10 MB")
@@ -138,6 +163,13 @@ class AuthSettings(BaseModel):
     )
     leeway_seconds: int = Field(default=60, ge=0, le=300)
     group_cache_ttl_seconds: float = Field(default=300.0, ge=0)
+    principal_cache_ttl_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="a validated token's principal is reused this long (at most the group cache TTL and never past "
+        "the token's exp); 0: validate every request",
+    )
+    principal_cache_max_entries: int = Field(default=10_000, ge=1)
     admin_role: str = "Clearance.Admin"
     auditor_role: str = "Clearance.Auditor"
     reviewer_role: str = "Clearance.Reviewer"
@@ -170,9 +202,35 @@ class GeneratorSettings(BaseModel):
     timeout_seconds: float = 30.0
 
 
+class RetrievalModeSetting(StrEnum):
+    DENSE = "dense"  # cosine of the embeddings (today's behaviour, and what min_score was calibrated for)
+    SPARSE = "sparse"  # BM25-style term weights only
+    HYBRID = "hybrid"  # both, fused by reciprocal rank inside the index query
+
+
 class RetrievalSettings(BaseModel):
     top_k: int = Field(default=5, ge=1, le=50)
-    min_score: float = Field(default=0.25, ge=-1.0, le=1.0, description="cosine below which passages are ignored")
+    min_score: float = Field(
+        default=0.25,
+        ge=-1.0,
+        le=1.0,
+        description="cosine below which passages are ignored (hybrid: in the dense branch, before fusion)",
+    )
+    mode: RetrievalModeSetting = Field(
+        default=RetrievalModeSetting.DENSE,
+        description="dense (embeddings), sparse (BM25 term weights) or hybrid (both, fused by rank in the index)",
+    )
+    fusion_candidates: int = Field(default=50, ge=1, le=1000, description="chunks each hybrid branch passes to fusion")
+    rrf_k: int = Field(default=60, ge=0, description="reciprocal-rank-fusion offset: score = sum of w / (k + rank)")
+    dense_weight: float = Field(default=1.0, ge=0.0, description="hybrid: weight of the dense branch's ranks")
+    sparse_weight: float = Field(default=1.0, ge=0.0, description="hybrid: weight of the sparse branch's ranks")
+    rerank_model_path: Path | None = Field(
+        default=None, description="a sentence-transformers cross-encoder folder; empty: no reranking"
+    )
+    rerank_candidates: int = Field(default=20, ge=1, le=200, description="chunks fetched for the reranker to order")
+    query_cache_size: int = Field(
+        default=4096, ge=0, description="query embeddings kept in memory (LRU by exact text); 0: off"
+    )
 
 
 class ServerSettings(BaseModel):
@@ -184,6 +242,60 @@ class ServerSettings(BaseModel):
     allow_insecure_development: bool = Field(
         default=False, description="let development mode (which mints tokens) bind a non-loopback address"
     )
+
+
+class QueueSettings(BaseModel):
+    """Ingestion jobs on a Redis queue that `clearance worker` processes consume (empty URL: a thread in the API)."""
+
+    redis_url: str = Field(
+        default="",
+        description="redis:// or rediss:// URL of the ingestion queue; empty: jobs run on a thread of the API process. "
+        "Queue mode needs an index every process reaches (a Qdrant server URL)",
+    )
+    namespace: str = Field(default="clearance", pattern=r"^[A-Za-z0-9_.:-]{1,64}$", description="Redis key prefix")
+    max_attempts: int = Field(default=5, ge=1, description="runs of one job (transient failures, lost workers)")
+    min_backoff_seconds: float = Field(default=5.0, gt=0, description="first retry after a transient failure")
+    max_backoff_seconds: float = Field(default=300.0, gt=0)
+    lock_ttl_seconds: float = Field(
+        default=60.0, ge=1, description="a source lock whose worker stopped renewing it expires after this"
+    )
+    busy_retry_seconds: float = Field(
+        default=10.0, gt=0, description="a job whose source another job is ingesting waits this long, then tries again"
+    )
+    heartbeat_timeout_seconds: float = Field(
+        default=60.0, ge=1, description="a worker silent this long is taken for dead: its jobs go back on the queue"
+    )
+    dead_worker_sweep_percent: float = Field(
+        default=5.0, gt=0, le=100, description="share of queue calls that also look for dead workers' jobs"
+    )
+
+    @model_validator(mode="after")
+    def _remote_redis_needs_a_password(self) -> QueueSettings:
+        """Whoever can write to the queue can make workers re-run or fail jobs: no open Redis off this machine."""
+        if not self.redis_url:
+            return self
+        url = urlparse(self.redis_url)
+        if url.scheme not in ("redis", "rediss", "unix"):
+            raise ValueError("CLEARANCE_QUEUE__REDIS_URL must be a redis://, rediss:// or unix:// URL")
+        if url.scheme != "unix" and not url.password and not is_loopback_host(url.hostname or ""):
+            raise ValueError("CLEARANCE_QUEUE__REDIS_URL needs a password for a Redis that is not on loopback")
+        return self
+
+
+class StoreSettings(BaseModel):
+    """The state store (job records, the audit): a SQLite file by default, PostgreSQL by URL."""
+
+    url: SecretStr = Field(
+        default=SecretStr(""),
+        description="SQLAlchemy URL, e.g. postgresql+psycopg://user:password@host:5432/clearance; "
+        "empty: sqlite:///<data_dir>/state.db",
+    )
+    schema_name: str | None = Field(
+        default=None, pattern=r"^[a-z_][a-z0-9_]{0,62}$", description="PostgreSQL schema (created if missing)"
+    )
+    migrate: bool = Field(default=True, description="apply schema migrations at start-up (off: `clearance db upgrade`)")
+    connect_timeout_seconds: float = Field(default=5.0, gt=0, description="a store that does not answer by then: 503")
+    pool_size: int = Field(default=5, ge=1, le=100)
 
 
 class Settings(BaseSettings):
@@ -200,6 +312,8 @@ class Settings(BaseSettings):
     generator: GeneratorSettings = Field(default_factory=GeneratorSettings)
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    queue: QueueSettings = Field(default_factory=QueueSettings)
 
     @property
     def docs_enabled(self) -> bool:
@@ -207,7 +321,10 @@ class Settings(BaseSettings):
 
     @property
     def index_location(self) -> str:
-        return self.index.location or str(self.data_dir / "index")
+        # Qdrant's engine in-process by default: HNSW and payload indexes keep filtered search in
+        # milliseconds at a million chunks, where qdrant-client's local mode scans in Python
+        # (benchmarks/search.py measures both). One process owns the shard.
+        return self.index.location or f"edge:{self.data_dir / 'edge'}"
 
     @property
     def jobs_dir(self) -> Path:

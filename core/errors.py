@@ -17,6 +17,7 @@ ClearanceError
 │   └── ManifestError          an `.acl.json` that cannot be read or is malformed
 ├── DocumentParseError         one file could not be parsed (a job error line, not a crash)
 ├── IndexUnavailableError      503: the vector index cannot be reached or opened
+├── StoreUnavailableError      503: the state store cannot be reached or written
 ├── GroupResolutionError       group overage could not be resolved (caller narrows)
 └── GenerationError            the model failed (timeout, transport, empty output)
 """
@@ -76,6 +77,10 @@ class DocumentParseError(ClearanceError):
 
 class IndexUnavailableError(ClearanceError):
     """The vector index cannot be reached or opened."""
+
+
+class StoreUnavailableError(ClearanceError):
+    """The state store cannot be reached or written: answers are refused (503), never returned unaudited."""
 
 
 class GroupResolutionError(ClearanceError):

@@ -67,3 +67,4 @@ class Passage:
     page_name: str | None
     text: str
     score: float
+    version: str = ""  # the document version the chunk belongs to (audit: which version an answer used)

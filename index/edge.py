@@ -18,6 +18,12 @@ Three things differ from the qdrant-client implementation, each on purpose:
   links, 100k chunks). The defaults of :class:`EdgeTuning` were measured to keep
   recall@10 >= 0.99 from 0.1 % to 50 % selectivity (``python -m benchmarks.search``).
 
+Every chunk also carries BM25-style term weights (:mod:`index.sparse`); sparse and
+hybrid searches are built by :func:`search_request`, with the translated security
+filter on every prefetch, on the fusion, and as the population IDF is computed
+over. A shard made before term weights gets the (empty) sparse vector added when
+it is opened; ``backfill_sparse`` fills it from the stored text.
+
 There is no background optimizer in-process: each write ends with ``optimize()``,
 which returns at once unless a segment is due for indexing, merging or vacuum, and
 otherwise blocks (holding the GIL) while it builds. Changing the tuning of an
@@ -27,6 +33,7 @@ existing shard rebuilds its graph on the next write.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -49,15 +56,18 @@ from index.payload import (
     KEYWORD_FIELDS,
     PASSAGE_FIELDS,
     STATE_FIELDS,
+    TERM_FIELDS,
     document_state,
     new_version,
     page_of_documents,
     passage,
     staged_chunks,
     stored_document,
+    term_text,
 )
-from index.ports import IndexedDocument
+from index.ports import BackfillReport, IndexedDocument, RetrievalMode, SparseEncoder, SparseVector
 from index.qdrant import DENSE_VECTOR
+from index.sparse import ENCODER_FIELD, SPARSE_VECTOR, Bm25Encoder, FusionParams
 
 # The same namespace as index/qdrant.py, so a chunk id means the same thing in either engine.
 # Only these payload fields leave the engine on a search: ACL fields stay behind by construction.
@@ -118,10 +128,21 @@ class EdgeTuning:
 class EdgeChunkIndex:
     """Chunks with their ACLs in one in-process Qdrant shard (implements :class:`index.ports.ChunkIndex`)."""
 
-    def __init__(self, *, path: Path | str, dimension: int, tuning: EdgeTuning | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        path: Path | str,
+        dimension: int,
+        tuning: EdgeTuning | None = None,
+        encoder: SparseEncoder | None = None,
+        fusion: FusionParams | None = None,
+    ) -> None:
         self._path = Path(path)
         self._dimension = dimension
         self._tuning = tuning or EdgeTuning()
+        self._encoder: SparseEncoder = encoder or Bm25Encoder()
+        self._fusion = fusion or FusionParams()
+        self._sparse_added = False  # the sparse vector was added to an older shard on opening
         # The engine is called from request threads and ingestion workers; its
         # calls hold the GIL anyway, so one lock costs nothing and keeps each
         # multi-step write (publish: delete, then flip) in one piece.
@@ -140,10 +161,11 @@ class EdgeChunkIndex:
             else None,
         )
 
-    def _open_shard(self) -> qe.EdgeShard:
+    def _config(self, *, sparse: bool) -> qe.EdgeConfig:
         tuning = self._tuning
-        config = qe.EdgeConfig(
+        return qe.EdgeConfig(
             vectors={DENSE_VECTOR: qe.EdgeVectorParams(size=self._dimension, distance=qe.Distance.Cosine)},
+            sparse_vectors={SPARSE_VECTOR: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)} if sparse else None,
             hnsw_config=qe.HnswIndexConfig(
                 m=tuning.m, ef_construct=tuning.ef_construct, full_scan_threshold=tuning.full_scan_threshold_kb
             ),
@@ -153,14 +175,32 @@ class EdgeChunkIndex:
                 indexing_threshold=tuning.indexing_threshold_kb,
             ),
         )
+
+    def _open_shard(self) -> qe.EdgeShard:
         shard_path = self._path / _SHARD_DIR
         try:
-            if (shard_path / "edge_config.json").exists():
-                # Passing the config checks the stored vectors against it (a dimension change fails here).
-                return qe.EdgeShard.load(str(shard_path), config)
-            return qe.EdgeShard.create(str(shard_path), config)
+            if not (shard_path / "edge_config.json").exists():
+                return qe.EdgeShard.create(str(shard_path), self._config(sparse=True))
+            # Passing the config checks the stored vectors against it (a dimension change fails here).
+            return qe.EdgeShard.load(str(shard_path), self._config(sparse=True))
         except Exception as exc:  # the engine raises bare Exception for every failure
-            raise IndexUnavailableError(f"cannot open the index at {self._path}: {exc}") from exc
+            failure = exc
+        if _stored_sparse_vectors(shard_path) != set():
+            # Not a shard from before term weights (or its config is unreadable): the failure stands.
+            # (The engine would load a shard *with* sparse vectors under a dense-only config too.)
+            raise IndexUnavailableError(f"cannot open the index at {self._path}: {failure}") from failure
+        try:
+            # A shard made before term weights: open it as it is, then add the (empty) sparse vector.
+            shard = qe.EdgeShard.load(str(shard_path), self._config(sparse=False))
+        except Exception:
+            raise IndexUnavailableError(f"cannot open the index at {self._path}: {failure}") from failure
+        try:
+            shard.update(qe.UpdateOperation.create_sparse_vector(SPARSE_VECTOR, modifier=qe.Modifier.Idf))
+        except Exception as exc:
+            shard.close()
+            raise IndexUnavailableError(f"cannot add term weights to the index at {self._path}: {exc}") from exc
+        self._sparse_added = True
+        return shard
 
     def _call(self, operation: Callable[[qe.EdgeShard], T]) -> T:
         with self._lock:
@@ -225,8 +265,8 @@ class EdgeChunkIndex:
         """Write a new version's chunks ``staged`` (invisible to every search); returns the version."""
         version = new_version(document.meta.content_hash)
         points = [
-            qe.Point(id=chunk.id, vector={DENSE_VECTOR: chunk.vector}, payload=chunk.payload)
-            for chunk in staged_chunks(document, version)
+            qe.Point(id=chunk.id, vector=_vectors(chunk.vector, chunk.sparse), payload=chunk.payload)
+            for chunk in staged_chunks(document, version, encoder=self._encoder)
         ]
         self._write(
             [
@@ -313,20 +353,65 @@ class EdgeChunkIndex:
         top_k: int,
         min_score: float | None = None,
         narrowing: models.Filter | None = None,
+        text: str | None = None,
+        mode: RetrievalMode | None = None,
     ) -> list[Passage]:
-        """The ``top_k`` chunks nearest to ``vector`` among those ``principal`` may read."""
+        """The ``top_k`` best chunks for the query among those ``principal`` may read (see the port)."""
         # Built by the one builder, then translated: a shape the translation does not know raises here.
-        query_filter = to_edge_filter(security_filter(principal, narrowing=narrowing))
-        request = qe.QueryRequest(
-            limit=top_k,
-            query=qe.Query.Nearest([float(x) for x in vector], using=DENSE_VECTOR),
-            filter=query_filter,
-            score_threshold=min_score,
-            params=self._search_params,
-            with_payload=PASSAGE_FIELDS,
-            with_vector=False,
+        security = to_edge_filter(security_filter(principal, narrowing=narrowing))
+        chosen = self._fusion.mode_for(mode, text)
+        request = search_request(
+            mode=chosen,
+            security=security,
+            vector=[float(x) for x in vector],
+            sparse=self._encoder.encode_query(text or "") if chosen is not RetrievalMode.DENSE else None,
+            top_k=top_k,
+            min_score=min_score,
+            fusion=self._fusion,
+            dense_params=self._search_params,
         )
         return [passage(p.id, p.payload, p.score) for p in self._call(lambda shard: shard.query(request))]
+
+    def backfill_sparse(self, *, batch_size: int = 256) -> BackfillReport:
+        """Term weights for every chunk written without them (or by another encoder), from the stored text.
+
+        Dense vectors are kept, nothing is re-embedded; the sparse vector itself was added
+        to an older shard when it was opened. Resumable: a chunk is marked with the
+        encoder's fingerprint once its weights are written, and only unmarked chunks are read.
+        """
+        fingerprint = self._encoder.fingerprint
+        stale = qe.Filter(must_not=[_match(ENCODER_FIELD, fingerprint)])
+        scanned, previous = 0, set[str]()
+        while True:
+            # Always the first page: the chunks just written no longer match `stale`.
+            page = self._scroll_page(stale, TERM_FIELDS, batch_size)
+            if not page:
+                break
+            if previous == {point_id for point_id, _ in page}:
+                raise IndexUnavailableError("the sparse backfill made no progress (the same chunks came back)")
+            previous = {point_id for point_id, _ in page}
+            scanned += len(page)
+            weights = [
+                qe.PointVectors(
+                    id=point_id,
+                    vector={SPARSE_VECTOR: _sparse(self._encoder.encode_document(term_text(payload)))},
+                )
+                for point_id, payload in page
+            ]
+            ids: list[qe.PointId] = [point_id for point_id, _ in page]
+            self._write(
+                [
+                    qe.UpdateOperation.update_vectors(weights),
+                    # Marked after the weights are written: a crash in between re-does these chunks.
+                    qe.UpdateOperation.set_payload(ids, {ENCODER_FIELD: fingerprint}),
+                ]
+            )
+        return BackfillReport(scanned=scanned, updated=scanned, schema="added" if self._sparse_added else "present")
+
+    def _scroll_page(self, flt: qe.Filter, fields: list[str], limit: int) -> list[tuple[str, dict[str, Any]]]:
+        request = qe.ScrollRequest(limit=limit, filter=flt, with_payload=fields, with_vector=False)
+        page, _ = self._call(lambda shard: shard.scroll(request))
+        return [(str(record.id), dict(record.payload or {})) for record in page]
 
     def count(self, *, live_only: bool = True) -> int:
         flt = qe.Filter(must=[_match(STATE_FIELD, LIVE_STATE)]) if live_only else None
@@ -344,6 +429,15 @@ class EdgeChunkIndex:
                     shard.close()
                 finally:
                     os.close(self._owner)  # closing the descriptor releases the flock
+
+
+def _stored_sparse_vectors(shard_path: Path) -> set[str] | None:
+    """Names of the sparse vectors in a shard's stored config; None when it cannot be read."""
+    try:
+        stored = json.loads((shard_path / "edge_config.json").read_text(encoding="utf-8"))
+        return set(stored.get("sparse_vectors") or {})
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 # -- the owner lock ----------------------------------------------------------------
@@ -369,3 +463,67 @@ def _acquire_owner_lock(folder: Path) -> int:
 
 def _match(key: str, value: str) -> qe.FieldCondition:
     return qe.FieldCondition(key=key, match=qe.MatchValue(value=value))
+
+
+# -- the query ----------------------------------------------------------------------
+
+
+def search_request(
+    *,
+    mode: RetrievalMode,
+    security: qe.Filter,
+    vector: list[float],
+    sparse: SparseVector | None,
+    top_k: int,
+    min_score: float | None,
+    fusion: FusionParams,
+    dense_params: qe.SearchParams | None = None,
+) -> qe.QueryRequest:
+    """The one engine request of a search; ``security`` filters every branch, the fusion and the IDF population.
+
+    The engine also carries the outer filter into prefetches, but each branch gets its
+    own copy so no branch depends on that: each one alone ranks only readable chunks.
+    """
+    if mode is RetrievalMode.DENSE or sparse is None:
+        return qe.QueryRequest(
+            limit=top_k, query=qe.Query.Nearest(vector, using=DENSE_VECTOR), filter=security,
+            score_threshold=min_score, params=dense_params, with_payload=PASSAGE_FIELDS, with_vector=False,
+        )  # fmt: skip
+    terms = qe.Query.Nearest(_sparse(sparse), using=SPARSE_VECTOR)
+    # IDF over the chunks this caller may read: collection-wide statistics would leak term counts.
+    by_readable = qe.SearchParams(idf=qe.IdfParams(corpus=security))
+    if mode is RetrievalMode.SPARSE:
+        return qe.QueryRequest(
+            limit=top_k, query=terms, filter=security, params=by_readable,
+            with_payload=PASSAGE_FIELDS, with_vector=False,
+        )  # fmt: skip
+    candidates = max(top_k, fusion.candidates)
+    return qe.QueryRequest(
+        limit=top_k,
+        prefetches=[
+            qe.Prefetch(
+                limit=candidates,
+                query=qe.Query.Nearest(vector, using=DENSE_VECTOR),
+                filter=security,
+                params=dense_params,
+                score_threshold=min_score,
+            ),
+            qe.Prefetch(limit=candidates, query=terms, filter=security, params=by_readable),
+        ],
+        # The stubs type Fusion.Rrf as unrelated to Fusion; the engine takes it (it is the documented form).
+        query=qe.Fusion.Rrf(k=fusion.rrf_k, weights=[fusion.dense_weight, fusion.sparse_weight]),  # type: ignore[arg-type]
+        filter=security,
+        with_payload=PASSAGE_FIELDS,
+        with_vector=False,
+    )
+
+
+def _vectors(dense: list[float], sparse: SparseVector | None) -> dict[str, Any]:
+    vectors: dict[str, Any] = {DENSE_VECTOR: dense}
+    if sparse is not None:
+        vectors[SPARSE_VECTOR] = _sparse(sparse)
+    return vectors
+
+
+def _sparse(vector: SparseVector) -> qe.SparseVector:
+    return qe.SparseVector(indices=list(vector.indices), values=list(vector.values))

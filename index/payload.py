@@ -16,23 +16,27 @@ from typing import Any
 
 from acl.index_filter import ALLOW_FIELD, DENY_FIELD, STATE_FIELD, TENANT_FIELD
 from core.records import DocumentState, Passage, StoredDocument
-from index.ports import IndexedDocument
+from index.ports import IndexedDocument, SparseEncoder, SparseVector
+from index.sparse import ENCODER_FIELD
 
 STAGED_STATE = "staged"
 KEYWORD_FIELDS = (ALLOW_FIELD, DENY_FIELD, TENANT_FIELD, STATE_FIELD, "doc_id", "source_id", "version")
 STATE_FIELDS = ["doc_id", "path", "content_hash", "acl_hash", "chunk_count"]
 DOCUMENT_FIELDS = ["doc_id", "tenant_id", "source_id", "path", "title", ALLOW_FIELD, DENY_FIELD]
-PASSAGE_FIELDS = ["doc_id", "uri", "path", "title", "section", "page", "page_name", "text"]
+PASSAGE_FIELDS = ["doc_id", "uri", "path", "title", "section", "page", "page_name", "text", "version"]
+#: What a chunk's term weights are computed from, at write time and again by a backfill.
+TERM_FIELDS = ["title", "section", "text"]
 _CHUNK_NAMESPACE = uuid.UUID("6f1d6a52-94a4-4c1e-9a0e-5a3c1b7e2d10")
 
 
 @dataclass(frozen=True, slots=True)
 class ChunkRecord:
-    """One chunk as it is written: its id, vector and payload."""
+    """One chunk as it is written: its id, vector, term weights (None: no encoder) and payload."""
 
     id: str
     vector: list[float]
     payload: dict[str, Any]
+    sparse: SparseVector | None = None
 
 
 def new_version(content_hash: str) -> str:
@@ -40,8 +44,21 @@ def new_version(content_hash: str) -> str:
     return f"{content_hash[:16]}-{uuid.uuid4().hex[:8]}"
 
 
-def staged_chunks(document: IndexedDocument, version: str) -> list[ChunkRecord]:
-    """The chunks of ``document`` as ``version``, written ``staged`` (invisible until published)."""
+def term_text(payload: Mapping[str, Any]) -> str:
+    """The words a chunk is found by: title and section, then the text (as ingestion embeds it); never ACLs."""
+    header = " | ".join(str(payload[key]) for key in ("title", "section") if payload.get(key))
+    text = str(payload.get("text") or "")
+    return f"{header}\n{text}" if header else text
+
+
+def staged_chunks(
+    document: IndexedDocument, version: str, *, encoder: SparseEncoder | None = None
+) -> list[ChunkRecord]:
+    """The chunks of ``document`` as ``version``, written ``staged`` (invisible until published).
+
+    With an ``encoder``, each chunk also gets term weights from its stored fields
+    (:func:`term_text`) and the encoder's fingerprint, so a backfill computes the same.
+    """
     meta, acl, now = document.meta, document.acl, time.time()
     shared = {
         "tenant_id": meta.tenant_id,
@@ -61,21 +78,27 @@ def staged_chunks(document: IndexedDocument, version: str) -> list[ChunkRecord]:
         "modified_at": meta.modified_at,
         "indexed_at": now,
     }
-    return [
-        ChunkRecord(
-            id=str(uuid.uuid5(_CHUNK_NAMESPACE, f"{meta.doc_id}/{version}/{number}")),
-            vector=[float(x) for x in vector],
-            payload={
-                **shared,
-                "section": chunk.section,
-                "page": chunk.page,
-                "page_name": chunk.page_name,
-                "text": chunk.text,
-                "chunk_index": number,
-            },
+    if encoder is not None:
+        shared[ENCODER_FIELD] = encoder.fingerprint
+    records = []
+    for number, (chunk, vector) in enumerate(zip(document.chunks, document.vectors, strict=True)):
+        payload = {
+            **shared,
+            "section": chunk.section,
+            "page": chunk.page,
+            "page_name": chunk.page_name,
+            "text": chunk.text,
+            "chunk_index": number,
+        }
+        records.append(
+            ChunkRecord(
+                id=str(uuid.uuid5(_CHUNK_NAMESPACE, f"{meta.doc_id}/{version}/{number}")),
+                vector=[float(x) for x in vector],
+                payload=payload,
+                sparse=encoder.encode_document(term_text(payload)) if encoder is not None else None,
+            )
         )
-        for number, (chunk, vector) in enumerate(zip(document.chunks, document.vectors, strict=True))
-    ]
+    return records
 
 
 def document_state(payload: Mapping[str, Any]) -> DocumentState:
@@ -119,4 +142,5 @@ def passage(chunk_id: object, payload: Mapping[str, Any] | None, score: float) -
         page_name=payload.get("page_name"),
         text=str(payload.get("text") or ""),
         score=float(score),
+        version=str(payload.get("version") or ""),
     )

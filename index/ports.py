@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Protocol
 
 from qdrant_client import models
@@ -30,11 +31,60 @@ class IndexedDocument:
     vectors: tuple[tuple[float, ...], ...]
 
 
+class RetrievalMode(StrEnum):
+    """Which similarities rank a search; every mode runs under the same security filter."""
+
+    DENSE = "dense"  # cosine of the embedder's vectors
+    SPARSE = "sparse"  # BM25-style term weights (IDF from the index, over what the caller may read)
+    HYBRID = "hybrid"  # both, fused by reciprocal rank inside the index query
+
+
+@dataclass(frozen=True, slots=True)
+class SparseVector:
+    """Term weights: ``values[i]`` is the weight of the term hashed to ``indices[i]`` (indices unique)."""
+
+    indices: tuple[int, ...]
+    values: tuple[float, ...]
+
+
+class SparseEncoder(Protocol):
+    """Turns text into term weights, the same way for every chunk and query of one index."""
+
+    @property
+    def fingerprint(self) -> str:
+        """Names the tokenizer and parameters; stored with each chunk so a change is detectable."""
+        ...
+
+    def encode_document(self, text: str) -> SparseVector: ...
+
+    def encode_query(self, text: str) -> SparseVector: ...
+
+
+@dataclass(frozen=True, slots=True)
+class BackfillReport:
+    """What a sparse backfill did: chunks examined, chunks given new term weights, and how."""
+
+    scanned: int
+    updated: int
+    schema: str  # "present", "added" (named vector added in place) or "rebuilt" (copied to a new collection)
+
+
+class Reranker(Protocol):
+    """Scores (query, passage text) pairs; higher is more relevant. Sees only passages already permitted."""
+
+    def scores(self, query: str, texts: Sequence[str]) -> list[float]: ...
+
+
 class Embedder(Protocol):
     """Turns texts into unit-length vectors of a fixed dimension."""
 
     @property
     def dimension(self) -> int: ...
+
+    @property
+    def fingerprint(self) -> str:
+        """Names the vectors this embedder makes (backend and weights); an index records it."""
+        ...
 
     def embed_documents(self, texts: Sequence[str]) -> list[list[float]]: ...
 
@@ -94,8 +144,22 @@ class ChunkIndex(Protocol):
         top_k: int,
         min_score: float | None = None,
         narrowing: models.Filter | None = None,
+        text: str | None = None,
+        mode: RetrievalMode | None = None,
     ) -> list[Passage]:
-        """The ``top_k`` chunks nearest to ``vector`` among those ``principal`` may read."""
+        """The ``top_k`` best chunks for the query among those ``principal`` may read.
+
+        ``vector`` is the query's embedding, ``text`` its words (needed by the sparse and
+        hybrid modes; without it the search is dense). ``mode`` None: the index's
+        configured mode. ``min_score`` is a floor on the dense cosine: the results' in
+        dense mode, the dense branch's before fusion in hybrid mode (a chunk below it can
+        still come back on its terms); sparse mode ignores it (BM25 has no fixed scale).
+        Scores are the mode's own: cosine, BM25, or the fused reciprocal-rank score.
+        """
+        ...
+
+    def backfill_sparse(self, *, batch_size: int = 256) -> BackfillReport:
+        """Give every stored chunk term weights from its stored text (no re-embedding); resumable."""
         ...
 
     def count(self, *, live_only: bool = True) -> int: ...

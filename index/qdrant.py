@@ -8,16 +8,28 @@ Replacing a document's content never lets a search see old and new chunks
 mixed: new chunks are written ``staged`` (invisible to the security filter),
 then the old version is deleted, then the new one is flipped ``live``. A
 concurrent search sees the old version, nothing, or the new version.
+
+Every chunk has a dense vector and BM25-style term weights (:mod:`index.sparse`).
+A hybrid search is one Query API call: a dense and a sparse prefetch, each under
+the caller's security filter, fused by reciprocal rank under the same filter
+again (:func:`search_request`). IDF is computed over the chunks the filter lets
+through, never the whole collection. Collections made before term weights
+existed get the sparse vector added in place (``create_vector_name``), or, on a
+server too old for that, are copied into a new collection behind an alias;
+``backfill_sparse`` then computes the weights from the stored text.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
+import uuid
 import warnings
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from qdrant_client import QdrantClient, models
+from qdrant_client.http.exceptions import UnexpectedResponse
 
 from acl.access import AccessList
 from acl.index_filter import (
@@ -34,18 +46,23 @@ from core.records import DocumentState, Passage, StoredDocument
 from index.payload import (
     DOCUMENT_FIELDS,
     KEYWORD_FIELDS,
+    PASSAGE_FIELDS,
     STATE_FIELDS,
+    TERM_FIELDS,
     document_state,
     new_version,
     page_of_documents,
     passage,
     staged_chunks,
     stored_document,
+    term_text,
 )
-from index.ports import IndexedDocument
+from index.ports import BackfillReport, IndexedDocument, RetrievalMode, SparseEncoder, SparseVector
+from index.sparse import ENCODER_FIELD, SPARSE_VECTOR, Bm25Encoder, FusionParams
 
 DENSE_VECTOR = "dense"
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 def open_client(location: str, *, api_key: str | None = None, timeout: float = 10.0) -> QdrantClient:
@@ -63,10 +80,27 @@ def open_client(location: str, *, api_key: str | None = None, timeout: float = 1
 class QdrantChunkIndex:
     """One Qdrant collection of chunks with their ACLs (implements :class:`index.ports.ChunkIndex`)."""
 
-    def __init__(self, *, client: QdrantClient, collection: str, dimension: int) -> None:
+    def __init__(
+        self,
+        *,
+        client: QdrantClient,
+        collection: str,
+        dimension: int,
+        encoder: SparseEncoder | None = None,
+        fusion: FusionParams | None = None,
+    ) -> None:
         self._client = client
         self._collection = collection
         self._dimension = dimension
+        self._encoder: SparseEncoder = encoder or Bm25Encoder()
+        self._fusion = fusion or FusionParams()
+        # False only for a collection made before term weights on a server that cannot add them
+        # in place: chunks are then written dense-only until `backfill_sparse` rebuilds it.
+        self._sparse_ready = True
+        self._sparse_added = False  # ensure_schema added the sparse vector to an older collection
+        # Sparse and hybrid searches need IDF scoped to the caller's chunks (Qdrant >= 1.19); an older
+        # server may ignore the scope and use collection-wide counts, so searches stay dense there.
+        self._idf_scoped = True
         # qdrant-client's local mode is not safe for concurrent use; the lock is
         # cheap against a server, so one code path serves both.
         self._lock = threading.RLock()
@@ -87,24 +121,53 @@ class QdrantChunkIndex:
 
         def create() -> None:
             if not self._client.collection_exists(self._collection):
-                self._client.create_collection(
-                    self._collection,
-                    vectors_config={
-                        DENSE_VECTOR: models.VectorParams(size=self._dimension, distance=models.Distance.COSINE)
-                    },
-                )
-            with warnings.catch_warnings():
-                # Local mode warns that payload indexes do nothing there; a server uses them.
-                warnings.filterwarnings("ignore", message="Payload indexes have no effect")
-                for field in KEYWORD_FIELDS:
-                    self._client.create_payload_index(
-                        self._collection, field_name=field, field_schema=models.PayloadSchemaType.KEYWORD
-                    )
-                self._client.create_payload_index(
-                    self._collection, field_name="chunk_index", field_schema=models.PayloadSchemaType.INTEGER
-                )
+                self._create_collection(self._collection)
+            elif not self._has_sparse():
+                self._sparse_ready = self._sparse_added = self._add_sparse_vector()
+            self._create_payload_indexes(self._collection)
+            version = self._client.info().version
+            self._idf_scoped = scopes_idf(version)
+            if not self._idf_scoped:
+                log.warning("Qdrant %s cannot scope IDF to a caller's chunks: searches are dense-only", version)
 
         self._call(create)
+
+    def _create_collection(self, name: str) -> None:
+        self._client.create_collection(
+            name,
+            vectors_config={DENSE_VECTOR: models.VectorParams(size=self._dimension, distance=models.Distance.COSINE)},
+            sparse_vectors_config={SPARSE_VECTOR: models.SparseVectorParams(modifier=models.Modifier.IDF)},
+        )
+
+    def _create_payload_indexes(self, name: str) -> None:
+        with warnings.catch_warnings():
+            # Local mode warns that payload indexes do nothing there; a server uses them.
+            warnings.filterwarnings("ignore", message="Payload indexes have no effect")
+            for field in KEYWORD_FIELDS:
+                self._client.create_payload_index(name, field_name=field, field_schema=models.PayloadSchemaType.KEYWORD)
+            self._client.create_payload_index(
+                name, field_name="chunk_index", field_schema=models.PayloadSchemaType.INTEGER
+            )
+
+    def _has_sparse(self) -> bool:
+        sparse = self._client.get_collection(self._collection).config.params.sparse_vectors or {}
+        return SPARSE_VECTOR in sparse
+
+    def _add_sparse_vector(self) -> bool:
+        """Add the sparse vector to an existing collection; False where the server cannot (too old)."""
+        config = models.SparseVectorNameConfig(sparse=models.SparseVectorConfig(modifier=models.Modifier.IDF))
+        try:
+            self._client.create_vector_name(self._collection, vector_name=SPARSE_VECTOR, vector_name_config=config)
+        except UnexpectedResponse as exc:
+            if exc.status_code not in (400, 404, 405):  # an endpoint this server does not have
+                raise
+            log.warning(
+                "collection %s has no term weights and this Qdrant server cannot add them in place: "
+                "searches are dense-only until `clearance index backfill-sparse` rebuilds it",
+                self._collection,
+            )
+            return False
+        return True
 
     def ping(self) -> None:
         self._call(lambda: self._client.collection_exists(self._collection))
@@ -118,9 +181,10 @@ class QdrantChunkIndex:
     def stage_document(self, document: IndexedDocument) -> str:
         """Write a new version's chunks ``staged`` (invisible to every search); returns the version."""
         version = new_version(document.meta.content_hash)
+        encoder = self._encoder if self._sparse_ready else None
         points = [
-            models.PointStruct(id=chunk.id, vector={DENSE_VECTOR: chunk.vector}, payload=chunk.payload)
-            for chunk in staged_chunks(document, version)
+            models.PointStruct(id=chunk.id, vector=_vectors(chunk.vector, chunk.sparse), payload=chunk.payload)
+            for chunk in staged_chunks(document, version, encoder=encoder)
         ]
 
         def write() -> None:
@@ -238,22 +302,111 @@ class QdrantChunkIndex:
         top_k: int,
         min_score: float | None = None,
         narrowing: models.Filter | None = None,
+        text: str | None = None,
+        mode: RetrievalMode | None = None,
     ) -> list[Passage]:
-        """The ``top_k`` chunks nearest to ``vector`` among those ``principal`` may read."""
-        query_filter = security_filter(principal, narrowing=narrowing)
-        response = self._call(
-            lambda: self._client.query_points(
-                self._collection,
-                query=vector,
-                using=DENSE_VECTOR,
-                query_filter=query_filter,
-                limit=top_k,
-                score_threshold=min_score,
-                with_payload=True,
-                with_vectors=False,
-            )
+        """The ``top_k`` best chunks for the query among those ``principal`` may read (see the port)."""
+        security = security_filter(principal, narrowing=narrowing)
+        chosen = self._fusion.mode_for(mode, text)
+        if chosen is not RetrievalMode.DENSE and not (self._sparse_ready and self._idf_scoped):
+            chosen = RetrievalMode.DENSE  # an old server, or its collection before the rebuild: see ensure_schema
+        sparse = self._encoder.encode_query(text or "") if chosen is not RetrievalMode.DENSE else None
+        request = search_request(
+            mode=chosen,
+            security=security,
+            vector=vector,
+            sparse=sparse,
+            top_k=top_k,
+            min_score=min_score,
+            fusion=self._fusion,
         )
+        [response] = self._call(lambda: self._client.query_batch_points(self._collection, requests=[request]))
         return [passage(point.id, point.payload, point.score) for point in response.points]
+
+    # -- the sparse migration ---------------------------------------------------
+
+    def backfill_sparse(self, *, batch_size: int = 256) -> BackfillReport:
+        """Term weights for every chunk written without them (or by another encoder), from the stored text.
+
+        Dense vectors are kept, nothing is re-embedded. Resumable: a chunk is marked with
+        the encoder's fingerprint when its weights are written, and only unmarked chunks
+        are read. Run it while ingestion is paused: a rebuild (old servers) copies a
+        snapshot of the collection, and writes made during the copy would be lost.
+        """
+        schema = "added" if self._sparse_added else "present"
+        if not self._call(self._has_sparse):
+            schema = "added" if self._call(self._add_sparse_vector) else "rebuilt"
+            if schema == "rebuilt":
+                self.rebuild_with_sparse()
+            self._sparse_ready = True
+        fingerprint = self._encoder.fingerprint
+        stale = models.Filter(must_not=[_match(ENCODER_FIELD, fingerprint)])
+        scanned = updated = 0
+        offset: Any = None
+        while True:
+            page, offset = self._call(
+                lambda start=offset: self._client.scroll(  # type: ignore[misc]
+                    self._collection, scroll_filter=stale, limit=batch_size, offset=start, with_payload=TERM_FIELDS
+                )
+            )
+            scanned += len(page)
+            if page:
+                self._call(lambda page=page: self._write_weights(page, fingerprint))  # type: ignore[misc]
+                updated += len(page)
+            if offset is None:
+                return BackfillReport(scanned=scanned, updated=updated, schema=schema)
+
+    def _write_weights(self, page: list[models.Record], fingerprint: str) -> None:
+        encode = self._encoder.encode_document
+        weights = [
+            models.PointVectors(id=p.id, vector={SPARSE_VECTOR: _sparse(encode(term_text(p.payload or {})))})
+            for p in page
+        ]
+        self._client.update_vectors(self._collection, points=weights, wait=True)
+        # Marked after the weights are written: a crash in between re-does these chunks.
+        ids: list[models.ExtendedPointId] = [p.id for p in page]
+        self._client.set_payload(self._collection, payload={ENCODER_FIELD: fingerprint}, points=ids, wait=True)
+
+    def rebuild_with_sparse(self) -> None:
+        """Copy the collection into a new one with the sparse vector, then point the name at it (an alias).
+
+        For servers that cannot add a named vector in place (``backfill_sparse`` calls it
+        then). The copy keeps ids, dense vectors and payloads (ACLs included) as they are;
+        term weights are added by the backfill that follows. Swapping a real collection
+        for an alias is two steps (delete, then alias): searches fail, never widen, in between.
+        """
+        self._call(self._rebuild_with_sparse)
+        self._sparse_ready = True
+
+    def _rebuild_with_sparse(self) -> None:
+        target = f"{self._collection}-{uuid.uuid4().hex[:8]}"
+        self._create_collection(target)
+        self._create_payload_indexes(target)
+        offset: Any = None
+        while True:
+            page, offset = self._client.scroll(
+                self._collection, limit=256, offset=offset, with_payload=True, with_vectors=[DENSE_VECTOR]
+            )
+            points = [
+                models.PointStruct(id=p.id, vector={DENSE_VECTOR: _dense(p.vector)}, payload=p.payload or {})
+                for p in page
+            ]
+            if points:
+                self._client.upsert(target, points=points, wait=True)
+            if offset is None:
+                break
+        aliased = {a.alias_name: a.collection_name for a in self._client.get_aliases().aliases}
+        previous = aliased.get(self._collection)
+        if previous is None:
+            self._client.delete_collection(self._collection)
+            changes: list[models.AliasOperations] = []
+        else:
+            changes = [models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=self._collection))]
+        alias = models.CreateAlias(collection_name=target, alias_name=self._collection)
+        changes.append(models.CreateAliasOperation(create_alias=alias))
+        self._client.update_collection_aliases(change_aliases_operations=changes)
+        if previous is not None:
+            self._client.delete_collection(previous)
 
     def count(self, *, live_only: bool = True) -> int:
         flt = models.Filter(must=[_match(STATE_FIELD, LIVE_STATE)]) if live_only else None
@@ -267,3 +420,78 @@ class QdrantChunkIndex:
 
 def _match(key: str, value: str) -> models.FieldCondition:
     return models.FieldCondition(key=key, match=models.MatchValue(value=value))
+
+
+def search_request(
+    *,
+    mode: RetrievalMode,
+    security: models.Filter,
+    vector: list[float],
+    sparse: SparseVector | None,
+    top_k: int,
+    min_score: float | None,
+    fusion: FusionParams,
+) -> models.QueryRequest:
+    """The one Query API request of a search; ``security`` is applied to every branch and to the fusion.
+
+    Qdrant also carries the outer filter into prefetches, but each branch gets its own
+    copy so no branch depends on that: each one alone ranks only readable chunks.
+    """
+    shown: list[str] = list(PASSAGE_FIELDS)  # ACL fields never leave the engine
+    candidates = max(top_k, fusion.candidates)
+    dense = models.Prefetch(
+        query=vector, using=DENSE_VECTOR, filter=security, limit=candidates, score_threshold=min_score
+    )
+    if mode is RetrievalMode.DENSE or sparse is None:
+        return models.QueryRequest(
+            query=vector, using=DENSE_VECTOR, filter=security, limit=top_k, score_threshold=min_score,
+            with_payload=shown, with_vector=False,
+        )  # fmt: skip
+    terms = models.Prefetch(
+        query=_sparse(sparse),
+        using=SPARSE_VECTOR,
+        filter=security,
+        limit=candidates,
+        # IDF over the chunks this caller may read: collection-wide statistics would leak term counts.
+        params=models.SearchParams(idf=models.IdfCorpusParams(corpus=security)),
+    )
+    if mode is RetrievalMode.SPARSE:
+        return models.QueryRequest(
+            query=terms.query, using=SPARSE_VECTOR, filter=security, params=terms.params, limit=top_k,
+            with_payload=shown, with_vector=False,
+        )  # fmt: skip
+    return models.QueryRequest(
+        prefetch=[dense, terms],
+        query=models.RrfQuery(rrf=models.Rrf(k=fusion.rrf_k, weights=[fusion.dense_weight, fusion.sparse_weight])),
+        filter=security,
+        limit=top_k,
+        with_payload=shown,
+        with_vector=False,
+    )
+
+
+def scopes_idf(version: str) -> bool:
+    """Whether a Qdrant server of ``version`` computes IDF over a corpus filter (1.19 and later); unsure: no."""
+    try:
+        major, minor = (int(part) for part in version.split(".")[:2])
+    except ValueError:
+        return False
+    return (major, minor) >= (1, 19)
+
+
+def _vectors(dense: list[float], sparse: SparseVector | None) -> dict[str, Any]:
+    vectors: dict[str, Any] = {DENSE_VECTOR: dense}
+    if sparse is not None:
+        vectors[SPARSE_VECTOR] = _sparse(sparse)
+    return vectors
+
+
+def _sparse(vector: SparseVector) -> models.SparseVector:
+    return models.SparseVector(indices=list(vector.indices), values=list(vector.values))
+
+
+def _dense(stored: Any) -> list[float]:
+    """The dense vector of a scrolled point (a dict of named vectors)."""
+    if not isinstance(stored, dict) or DENSE_VECTOR not in stored:
+        raise ValueError("a stored point has no dense vector")
+    return [float(x) for x in stored[DENSE_VECTOR]]

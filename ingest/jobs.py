@@ -5,6 +5,13 @@ CLI and the API read the same history and a crash never leaves half a record.
 Every text in a record is valid UTF-8 (see :func:`safe_text`), so a file name
 that is not can never make a record unwritable or unreadable, and one corrupt
 record never hides the others from a listing.
+
+Runners and queue workers depend only on :class:`JobRecordStore`, the four
+methods below; :class:`JobStore` is its file implementation. Several processes
+on one machine may share its folder (the API and ``clearance worker``s): every
+write replaces the whole file atomically, ids are claimed with an exclusive
+link (two processes can never create the same id), and after creation a record
+is written only by the one process running its job.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from core.errors import NotFoundError
 
@@ -120,8 +127,28 @@ class JobRecord:
         return cls(**data)
 
 
+class JobRecordStore(Protocol):
+    """Where job records live; shared by the API, the CLI and every ingestion worker."""
+
+    def create(self, *, source: str, tenant_id: str) -> JobRecord:
+        """A new ``queued`` record with an id no other record has, saved before it is returned."""
+        ...
+
+    def save(self, job: JobRecord) -> None:
+        """Replace the stored record of ``job.id`` as a whole (readers see the old or the new one)."""
+        ...
+
+    def get(self, job_id: str) -> JobRecord:
+        """The record, or :class:`NotFoundError`."""
+        ...
+
+    def list(self, *, limit: int = 50, tenant_id: str | None = None) -> list[JobRecord]:
+        """Newest first; with ``tenant_id``, that tenant's jobs only (filtered before the limit)."""
+        ...
+
+
 class JobStore:
-    """Job records as one JSON file each under ``root``."""
+    """Job records as one JSON file each under ``root`` (implements :class:`JobRecordStore`)."""
 
     def __init__(self, *, root: Path) -> None:
         self._root = root
@@ -130,9 +157,13 @@ class JobStore:
         self._last_stamp = 0
 
     def create(self, *, source: str, tenant_id: str) -> JobRecord:
-        job = JobRecord(id=self._new_id(), source=source, tenant_id=tenant_id)
-        self.save(job)
-        return job
+        while True:
+            job = JobRecord(id=self._new_id(), source=source, tenant_id=tenant_id)
+            try:
+                self._write(job, exclusive=True)
+            except FileExistsError:  # another process made the same id in the same microsecond
+                continue
+            return job
 
     def _new_id(self) -> str:
         """Ids sort in creation order (newest-first listing relies on it), also within one second."""
@@ -143,15 +174,26 @@ class JobStore:
         return f"job-{time.strftime('%Y%m%d-%H%M%S', time.gmtime(seconds))}-{micros:06d}-{uuid.uuid4().hex[:6]}"
 
     def save(self, job: JobRecord) -> None:
+        self._write(job, exclusive=False)
+
+    def _write(self, job: JobRecord, *, exclusive: bool) -> None:
         path = self._root / f"{job.id}.json"
+        # A unique temporary name per write: processes sharing the folder never write one file.
         tmp = path.with_suffix(f".{uuid.uuid4().hex}.tmp")
         data = json.dumps(job.to_dict(), indent=2).encode("utf-8")
         with self._lock:
             # Owner-only from creation: records name sources, errors and tenants.
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-            os.replace(tmp, path)
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(data)
+                if exclusive:
+                    # link() fails when the name exists: a new record never replaces another's.
+                    os.link(tmp, path)
+                else:
+                    os.replace(tmp, path)
+            finally:
+                tmp.unlink(missing_ok=True)  # after a replace it is gone; after a link or an error it is not
 
     def get(self, job_id: str) -> JobRecord:
         if not job_id.replace("-", "").isalnum():

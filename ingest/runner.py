@@ -1,22 +1,44 @@
-"""Runs ingestion jobs in the background, one at a time, for the API."""
+"""Runs ingestion jobs in the background for the API: the runner protocol and its in-process default.
+
+:class:`BackgroundJobs` (one thread in the API process) is the embedded default;
+:class:`ingest.job_queue.QueuedJobs` hands jobs to ``clearance worker`` processes
+through Redis. The ingestion service sees only :class:`JobRunner`.
+"""
 
 from __future__ import annotations
 
 import logging
 import queue
 import threading
+from typing import Protocol
 
-from ingest.jobs import JobRecord, JobStore
+from ingest.jobs import JobRecord, JobRecordStore
 from ingest.pipeline import IngestionPipeline
-from ingest.source import DocumentSource
+from ingest.source import DocumentSource, FilesystemSource
 
 log = logging.getLogger(__name__)
+
+
+class JobRunner(Protocol):
+    """Runs a source's ingestion job somewhere, recording it in the job store the API reads."""
+
+    def submit(self, source: FilesystemSource) -> JobRecord:
+        """Record a ``queued`` job for ``source`` and schedule it; returns at once."""
+        ...
+
+    def wait_idle(self) -> None:
+        """Block until every job submitted through this runner has finished (tests, shutdown)."""
+        ...
+
+    def stop(self) -> None:
+        """Release the runner's resources; jobs already handed to workers still run there."""
+        ...
 
 
 class BackgroundJobs:
     """A single worker thread: jobs against one index never interleave their writes."""
 
-    def __init__(self, *, pipeline: IngestionPipeline, jobs: JobStore) -> None:
+    def __init__(self, *, pipeline: IngestionPipeline, jobs: JobRecordStore) -> None:
         self._pipeline = pipeline
         self._jobs = jobs
         self._queue: queue.Queue[tuple[DocumentSource, JobRecord] | None] = queue.Queue()

@@ -14,15 +14,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from core.errors import InvalidInputError, NotFoundError
-from ingest.jobs import JobRecord, JobStore
-from ingest.runner import BackgroundJobs
+from ingest.jobs import JobRecord, JobRecordStore
+from ingest.runner import JobRunner
 from ingest.source import FilesystemSource
 
 
 class IngestionService:
     """Starts, lists and reads ingestion jobs on behalf of a tenant's admin."""
 
-    def __init__(self, *, runner: BackgroundJobs, jobs: JobStore, allowed_roots: Mapping[str, Sequence[Path]]) -> None:
+    def __init__(self, *, runner: JobRunner, jobs: JobRecordStore, allowed_roots: Mapping[str, Sequence[Path]]) -> None:
         self._runner = runner
         self._jobs = jobs
         self._roots = {

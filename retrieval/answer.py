@@ -19,7 +19,7 @@ from core.cancel import Cancellation
 from core.errors import GenerationError
 from core.records import Passage
 from index.ports import ChunkIndex, Embedder
-from retrieval.audit import AnswerAudit, AuditSink, NoAudit
+from retrieval.audit import AnswerAudit, AuditSink, NoAudit, chunk_refs, stored_question
 from retrieval.citations import (
     CitationCheck,
     SentenceVerdict,
@@ -79,7 +79,7 @@ class AnswerService:
         """Passages ``principal`` may read, nearest first (no relevance floor: the caller sees scores); audited."""
         started = time.perf_counter()
         vector = self._embedder.embed_query(query)
-        passages = self._index.search(principal, vector, top_k=top_k or self._top_k)
+        passages = self._index.search(principal, vector, top_k=top_k or self._top_k, text=query)
         self._record(
             principal,
             query,
@@ -93,6 +93,7 @@ class AnswerService:
                 timings_ms={"search": _ms(started)},
             ),
             streamed=False,
+            passages=passages,
         )
         return passages
 
@@ -106,7 +107,7 @@ class AnswerService:
         text = "".join(self._generated(question, passages, history, cancel=None)).strip()
         timings["generate"] = _ms(started)
         result = self._settle(question, text, passages, timings)
-        self._record(principal, question, result, streamed=False)
+        self._record(principal, question, result, streamed=False, passages=passages)
         return result
 
     def stream(
@@ -151,7 +152,7 @@ class AnswerService:
             # The client left mid-answer: what it was shown is audited as an abandoned answer.
             timings["generate"] = _ms(started)
             shown = self._result(" ".join(sent), (), AnswerOutcome.ABANDONED, passages, timings)
-            self._record(principal, question, shown, streamed=True)
+            self._record(principal, question, shown, streamed=True, passages=passages)
             raise
         timings["generate"] = _ms(started)
         text = raw.strip()
@@ -165,7 +166,7 @@ class AnswerService:
         result = self._settle(question, text, passages, timings, check=summarize(judged))
         if result.answer != " ".join(sent):
             yield ReplaceEvent(result.answer)
-        self._record(principal, question, result, streamed=True)
+        self._record(principal, question, result, streamed=True, passages=passages)
         yield ResultEvent(result)
 
     @staticmethod
@@ -179,7 +180,7 @@ class AnswerService:
         vector = self._embedder.embed_query(question)
         timings["embed"] = _ms(started)
         started = time.perf_counter()
-        passages = self._index.search(principal, vector, top_k=self._top_k, min_score=self._min_score)
+        passages = self._index.search(principal, vector, top_k=self._top_k, min_score=self._min_score, text=question)
         timings["retrieve"] = _ms(started)
         return passages
 
@@ -232,14 +233,23 @@ class AnswerService:
         self._record(principal, question, result, streamed=streamed)
         return result
 
-    def _record(self, principal: Principal, question: str, result: AnswerResult, *, streamed: bool) -> None:
+    def _record(
+        self,
+        principal: Principal,
+        question: str,
+        result: AnswerResult,
+        *,
+        streamed: bool,
+        passages: Sequence[Passage] = (),
+    ) -> None:
+        # The sink raises when it cannot write (the store is down): the answer is then not returned.
         self._audit.record(
             AnswerAudit(
                 tenant_id=principal.tenant_id,
                 object_id=principal.object_id,
                 principals=tuple(sorted(principal.access_keys())),
                 groups_complete=principal.groups_complete,
-                question=question,
+                question=stored_question(question),
                 retrieved=result.retrieved,
                 cited=tuple(c.chunk_id for c in result.citations),
                 outcome=result.outcome.value,
@@ -249,6 +259,9 @@ class AnswerService:
                 streamed=streamed,
                 kind="search" if result.outcome is AnswerOutcome.SEARCH else "answer",
                 narrowed=principal.narrowing_reasons,
+                chunks=chunk_refs(passages),
+                # Generator names are "kind:model" (openai:gpt-4o, llama.cpp:file.gguf); extractive has no model.
+                model=result.generator.partition(":")[2],
             )
         )
 

@@ -14,6 +14,9 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# The int8 ONNX embedder (the default backend) is exported once per machine, not once per test
+# runtime: runtimes that build their own embedder share this cache (keyed by weights and versions).
+os.environ.setdefault("CLEARANCE_EMBEDDING__MODEL_CACHE_DIR", str(Path.home() / ".cache" / "clearance" / "models"))
 
 from acl.dev.entra_stub import EntraStub
 from acl.dev.idp import DevIdentityProvider

@@ -73,6 +73,10 @@ class HashingEmbedder:
     def dimension(self) -> int:
         return self._dimension
 
+    @property
+    def fingerprint(self) -> str:
+        return f"hashing-test/{self._dimension}"
+
     def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
         return [self._vector(text) for text in texts]
 

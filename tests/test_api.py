@@ -14,6 +14,8 @@ from acl.dev.idp import DevIdentityProvider
 from clearance.compose import Runtime, build_api
 from ingest.source import FilesystemSource
 from retrieval.prompts import ABSTAIN_ANSWER
+from store.audit_log import RecordKind
+from store.audit_query import AuditQuery
 from tests.conftest import OTHER_TENANT, TENANT
 from tests.test_permissions import ALICE, FIN, build_corpus
 
@@ -252,9 +254,11 @@ def test_every_answer_leaves_one_audit_record(client: TestClient, runtime: Runti
     client.post("/v1/chat", json={"question": "What was the Q3 revenue?"}, headers=auth(idp, FIN))
     with client.stream("POST", "/v1/chat", json={"question": "Q3 revenue?", "stream": True}, headers=auth(idp)) as r:
         r.read()
-    lines = (runtime.settings.data_dir / "audit" / "answers.jsonl").read_text(encoding="utf-8").splitlines()
-    first, second = (json.loads(line) for line in lines)
-    assert first["object_id"] == ALICE and f"group:{TENANT}/{FIN}" in first["principals"]
-    assert first["outcome"] == "grounded" and first["cited"] and set(first["cited"]) <= set(first["retrieved"])
-    assert first["prompt"] == "grounded-answer/v1" and not first["streamed"]
-    assert second["streamed"] and second["outcome"] == "abstained" and second["cited"] == []
+    assert runtime.store is not None
+    first, second = runtime.store.reader.page(AuditQuery(tenant_id=TENANT, kinds=(RecordKind.ANSWER,)))
+    assert first.actor == ALICE and first.personal is not None
+    assert f"group:{TENANT}/{FIN}" in first.personal["principals"]
+    assert first.outcome == "grounded" and first.record["cited"]
+    assert set(first.record["cited"]) <= set(first.record["retrieved_ids"])
+    assert first.record["prompt"] == "grounded-answer/v1" and not first.record["streamed"]
+    assert second.record["streamed"] and second.outcome == "abstained" and second.record["cited"] == []

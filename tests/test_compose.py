@@ -50,3 +50,28 @@ def test_edge_location_selects_qdrants_in_process_engine(tmp_path: Path, embedde
         assert [h.source for h in hits] == ["a.md"]
     finally:
         indexing.close()
+
+
+def test_the_api_authenticates_through_the_principal_cache_bounded_by_the_group_cache(
+    settings: Settings, embedder: SentenceTransformerEmbedder
+) -> None:
+    from acl.principal_cache import PrincipalCache
+    from clearance.compose import build_runtime
+    from clearance.settings import AuthSettings
+
+    runtime = build_runtime(settings, embedder=embedder)
+    try:
+        assert isinstance(runtime.api_components().authenticator, PrincipalCache)
+    finally:
+        runtime.close()
+    off = settings.model_copy(update={"auth": AuthSettings(principal_cache_ttl_seconds=0)})
+    runtime = build_runtime(off, embedder=embedder)
+    try:  # a TTL of 0 validates every request
+        assert runtime.api_components().authenticator is runtime.identity.tokens
+    finally:
+        runtime.close()
+
+
+def test_default_index_is_qdrants_in_process_engine(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "data")
+    assert settings.index_location == f"edge:{tmp_path / 'data' / 'edge'}"

@@ -31,6 +31,8 @@ from retrieval.citations import check_citations
 from retrieval.generation.extractive import ExtractiveGenerator
 from retrieval.generation.openai_compatible import OpenAICompatibleGenerator
 from retrieval.records import ReplaceEvent, ResultEvent, TokenEvent
+from store.audit_log import RecordKind
+from store.audit_query import AuditQuery
 from tests.conftest import OTHER_TENANT, REPO_ROOT, TENANT, write_acl, write_doc, write_users
 from tests.test_generators import READER, chat_stub, policy_runtime  # noqa: F401  (fixtures)
 
@@ -303,9 +305,9 @@ def test_search_is_audited(runtime: Runtime, idp: DevIdentityProvider) -> None:
     token = idp.mint(tenant_id=TENANT, object_id=ADMIN_OID)
     response = client.post("/v1/search", json={"query": "alpha"}, headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 200
-    lines = (runtime.settings.data_dir / "audit" / "answers.jsonl").read_text(encoding="utf-8").splitlines()
-    record = json.loads(lines[-1])
-    assert record["kind"] == "search" and record["object_id"] == ADMIN_OID and record["question"] == "alpha"
+    assert runtime.store is not None
+    [record] = runtime.store.reader.page(AuditQuery(tenant_id=TENANT, kinds=(RecordKind.SEARCH,)))
+    assert record.actor == ADMIN_OID and record.personal is not None and record.personal["question"] == "alpha"
 
 
 def test_create_app_over_components_keeps_the_bounds(runtime: Runtime) -> None:

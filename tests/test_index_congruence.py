@@ -31,7 +31,7 @@ from core.errors import IndexUnavailableError, InvalidInputError
 from core.records import ChunkDraft, DocumentMeta
 from index.edge import EdgeChunkIndex
 from index.edge_filter import to_edge_filter
-from index.ports import ChunkIndex, IndexedDocument
+from index.ports import ChunkIndex, IndexedDocument, RetrievalMode
 from index.qdrant import QdrantChunkIndex
 from tests.conftest import OTHER_TENANT, TENANT
 
@@ -192,6 +192,23 @@ def test_every_caller_of_the_matrix_sees_exactly_what_the_reference_rule_permits
     assert wrong == {}
 
 
+# Every word of the corpus: in sparse mode every chunk matches some term, so what comes back is exactly what
+# the security filter lets through, as in dense mode.
+ALL_WORDS = " ".join(chunk.text for doc in CORPUS for chunk in doc.chunks)
+
+
+@pytest.mark.parametrize("mode", [RetrievalMode.SPARSE, RetrievalMode.HYBRID])
+def test_every_caller_sees_exactly_what_the_reference_rule_permits_in_every_mode(
+    corpus: ChunkIndex, mode: RetrievalMode
+) -> None:
+    def seen(principal: Principal) -> set[str]:
+        found = corpus.search(principal, list(embed("company")), top_k=100, text=ALL_WORDS, mode=mode)
+        return {p.source for p in found}
+
+    wrong = {p: (seen(p), expected(p)) for p in MATRIX if seen(p) != expected(p)}
+    assert wrong == {}
+
+
 def test_tenant_member_without_groups_sees_only_tenant_wide_documents(corpus: ChunkIndex) -> None:
     assert visible(corpus, member()) == {"company/handbook.md"}
 
@@ -249,6 +266,20 @@ WIDENING_ATTEMPTS = {
 def test_caller_narrowing_cannot_widen_access(corpus: ChunkIndex, attempt: str) -> None:
     for principal in (member(), member(DENIED, FIN), member(GUEST, guest=True)):
         assert visible(corpus, principal, narrowing=WIDENING_ATTEMPTS[attempt]) <= expected(principal)
+
+
+@pytest.mark.parametrize("attempt", sorted(WIDENING_ATTEMPTS))
+def test_caller_narrowing_cannot_widen_access_in_hybrid_mode(corpus: ChunkIndex, attempt: str) -> None:
+    for principal in (member(), member(DENIED, FIN), member(GUEST, guest=True)):
+        found = corpus.search(
+            principal,
+            list(embed("company")),
+            top_k=100,
+            text=ALL_WORDS,
+            mode=RetrievalMode.HYBRID,
+            narrowing=WIDENING_ATTEMPTS[attempt],
+        )
+        assert {p.source for p in found} <= expected(principal)
 
 
 def test_caller_narrowing_narrows(corpus: ChunkIndex) -> None:
@@ -414,15 +445,17 @@ def test_every_engine_ranks_the_same_chunks_with_the_same_scores(tmp_path: Path)
                 engine.replace_document(doc)
         for principal in MATRIX:
             for query in ("company revenue", "robots launch", "calibration"):
+                # Dense cosines and sparse BM25 scores (IDF over what the caller may read) alike.
                 # Scores, rounded, then ids: hashed vectors tie often, and the order of ties is the engine's own.
-                answers = [
-                    sorted(
-                        (-round(p.score, 4), p.doc_id, p.text)
-                        for p in engine.search(principal, list(embed(query)), top_k=100)
-                    )
-                    for engine in engines
-                ]
-                assert answers[0] == answers[1], (principal, query)
+                for mode in (RetrievalMode.DENSE, RetrievalMode.SPARSE):
+                    answers = [
+                        sorted(
+                            (-round(p.score, 4), p.doc_id, p.text)
+                            for p in engine.search(principal, list(embed(query)), top_k=100, text=query, mode=mode)
+                        )
+                        for engine in engines
+                    ]
+                    assert answers[0] == answers[1], (principal, query, mode)
     finally:
         for generator in opened:
             next(generator, None)  # runs the implementation's teardown

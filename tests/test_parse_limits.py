@@ -89,17 +89,17 @@ def make_pdf(path: Path, pages: int) -> Path:
 
 
 def make_slow_text(path: Path) -> Path:
-    """About 200 KB of short paragraphs of shuffled words, slow for `unstructured` to parse.
+    """About 600 KB of short paragraphs of shuffled words, slow for `unstructured` to parse.
 
-    It detects the language of every paragraph (langdetect), and on word salad the
-    detector needs many rounds: measured on two cores, 100 KB of it took 9 s in-process,
-    so this file takes well over the two-second limit even on a much faster machine.
-    (A file with no line breaks at all is one element and parses quickly: 14 MB in about
-    3 s; so does a file of one plain English sentence repeated.)
+    It classifies every paragraph (title or narrative text: spaCy sentence and verb
+    checks). Measured on two busy cores with language detection off (it is off for every
+    parse): 4,000 paragraphs took 7 s in-process, so these 12,000 take well over the
+    two-second limit even on a much faster machine. (A file with no line breaks at all is
+    one element and parses quickly: 14 MB in about 3 s.)
     """
     words = ("alpha", "beta", "gamma", "delta", "policy", "travel", "is", "the", "report", "annual")
     shuffle = random.Random(7)
-    paragraphs = (" ".join(shuffle.choice(words) for _ in range(8)) + "." for _ in range(4_000))
+    paragraphs = (" ".join(shuffle.choice(words) for _ in range(8)) + "." for _ in range(12_000))
     path.write_text("\n\n".join(paragraphs), encoding="utf-8")
     return path
 

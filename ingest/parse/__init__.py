@@ -1,7 +1,8 @@
 """Parsing: one file in, a format-independent :class:`ParsedDocument` out, or a per-file error.
 
 :func:`parse_document` parses in the calling process; :class:`IsolatedParser` runs it in
-a reused worker process under the time and memory limits of :class:`ParseLimits`.
+reused worker processes (one or more, each for one file at a time) under the time and
+memory limits of :class:`ParseLimits`.
 """
 
 from ingest.parse.elements import ElementKind, ParsedDocument, ParsedElement
