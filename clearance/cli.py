@@ -148,9 +148,13 @@ def _print_job(job: JobRecord) -> None:
 @jobs_app.command("list")
 def jobs_list(limit: int = 20) -> None:
     """Recent ingestion jobs, newest first (ids in full, at any terminal width)."""
-    from ingest.jobs import JobStore
+    from clearance.compose import build_store
 
-    jobs = JobStore(root=_settings().jobs_dir).list(limit=limit)
+    store = build_store(_settings())
+    try:
+        jobs = store.jobs.list(limit=limit)
+    finally:
+        store.close()
     table = Table(box=None, pad_edge=False)
     # The id is what `jobs show` takes, and the status what one looks for: never cut either; the
     # source gives way instead. The id starts with the job's UTC creation time; `jobs show` gives local times.
@@ -176,12 +180,15 @@ def jobs_show(
     job_id: str, as_json: Annotated[bool, typer.Option("--json", help="the raw record as JSON")] = False
 ) -> None:
     """One job: status, counts, per-file errors and warnings, timings (local times)."""
-    from ingest.jobs import JobStore
+    from clearance.compose import build_store
 
+    store = build_store(_settings())
     try:
-        job = JobStore(root=_settings().jobs_dir).get(job_id)
+        job = store.jobs.get(job_id)
     except ClearanceError as exc:
         raise _fail(str(exc)) from exc
+    finally:
+        store.close()
     if as_json:
         typer.echo(json.dumps(job.to_dict(), indent=2))
         return

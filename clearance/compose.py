@@ -37,7 +37,7 @@ from index.qdrant import QdrantChunkIndex, open_client
 from index.query_cache import QueryEmbeddingCache
 from index.sparse import FusionParams
 from ingest.explain import DevDirectoryAccess, ExplainAccess, UserResolver
-from ingest.jobs import JobStore
+from ingest.jobs import JobRecordStore
 from ingest.parse import IsolatedParser, ParseLimits, parse_document
 from ingest.pipeline import MB, IngestionPipeline
 from ingest.runner import BackgroundJobs, JobRunner
@@ -58,14 +58,17 @@ class Indexing:
 
     embedder: Embedder
     index: ChunkIndex
-    jobs: JobStore
+    jobs: JobRecordStore
     pipeline: IngestionPipeline
     parser: IsolatedParser | None = None  # the parsing worker process, when parsing is isolated
+    owned_store: Store | None = None  # the state store opened for the job records, when no one passed one
 
     def close(self) -> None:
         if self.parser is not None:
             self.parser.close()
         self.index.close()
+        if self.owned_store is not None:
+            self.owned_store.close()
 
 
 @dataclass
@@ -106,7 +109,7 @@ class Runtime:
         return self.indexing.pipeline
 
     @property
-    def jobs(self) -> JobStore:
+    def jobs(self) -> JobRecordStore:
         return self.indexing.jobs
 
     @property
@@ -237,12 +240,16 @@ def build_index(settings: Settings, *, dimension: int, fingerprint: str | None =
     return index
 
 
-def build_indexing(settings: Settings, *, embedder: Embedder | None = None) -> Indexing:
-    """What ingestion needs, and no more (no generator, no keys)."""
+def build_indexing(settings: Settings, *, embedder: Embedder | None = None, store: Store | None = None) -> Indexing:
+    """What ingestion needs, and no more (no generator, no keys); opens the state store unless given one."""
     ensure_private_dir(settings.data_dir)
     embedder = embedder or build_embedder(settings)
     index = build_index(settings, dimension=embedder.dimension, fingerprint=embedder.fingerprint)
-    jobs = JobStore(root=settings.jobs_dir)
+    # Job records live in the state store, so the API, `clearance jobs` and every worker read the same ones.
+    owned_store: Store | None = None
+    if store is None:
+        store = owned_store = build_store(settings)
+    jobs = store.jobs
     limits = parse_limits(settings)
     # Parsing processes get the cores the embedder's threads leave (at least one, at most four:
     # past that the embedder, not parsing, bounds ingestion); measured in benchmarks/ingestion.py.
@@ -260,7 +267,9 @@ def build_indexing(settings: Settings, *, embedder: Embedder | None = None) -> I
         parse_workers=workers if isolated else 1,
         embed_batch_chunks=settings.ingest.embed_batch_chunks,
     )
-    return Indexing(embedder=embedder, index=index, jobs=jobs, pipeline=pipeline, parser=isolated)
+    return Indexing(
+        embedder=embedder, index=index, jobs=jobs, pipeline=pipeline, parser=isolated, owned_store=owned_store
+    )
 
 
 def parse_limits(settings: Settings) -> ParseLimits:
@@ -421,7 +430,7 @@ def build_job_runner(settings: Settings, *, indexing: Indexing) -> JobRunner:
 def build_runtime(settings: Settings, *, embedder: Embedder | None = None) -> Runtime:
     """Everything the server runs."""
     store = build_store(settings)  # first: a server whose audit cannot be written does not start
-    indexing = build_indexing(settings, embedder=embedder)
+    indexing = build_indexing(settings, embedder=embedder, store=store)
     identity = build_identity(settings)
     directory = identity.dev.directory if identity.dev else None
     return Runtime(

@@ -147,7 +147,8 @@ def test_export_is_json_lines_and_every_read_is_audited(client: TestClient, idp:
     assert exported.status_code == 200 and exported.headers["content-type"].startswith("application/x-ndjson")
     lines = [json.loads(line) for line in exported.text.splitlines()]
     assert [line["actor"] for line in lines] == [ALICE] and lines[0]["hash"]
-    reads = records(client, idp, kind="admin")
+    # Admin records also hold the fixture's ingestion job (start and finish); reads of the audit are these:
+    reads = [r for r in records(client, idp, kind="admin") if r["action"].startswith("audit.")]
     assert [(r["action"], r["actor"]) for r in reads] == [("audit.export", AUDITOR)]
     assert reads[0]["record"]["detail"]["filters"] == ["user"]
     assert reads[0]["personal"]["private"] == {"user": ALICE}  # whom the auditor looked up: erasable
@@ -233,3 +234,40 @@ def test_an_abandoned_stream_is_audited(
     assert record.outcome == "abandoned" and record.record["streamed"] is True
     assert record.record["retrieved"] and record.record["model"] == "stub-model"
     assert verify(audited.store.database).ok
+
+
+def test_an_ingestion_job_request_names_the_admin_who_asked(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from clearance.compose import build_api, build_runtime
+    from clearance.settings import IndexSettings, IngestSettings, Mode, Settings
+    from store.audit_log import RecordKind
+    from store.audit_query import AuditQuery
+    from tests.conftest import TENANT, write_acl, write_doc, write_users
+
+    corpus = tmp_path / "corpus"
+    write_doc(corpus, "a.md", "# A\n\nAlpha text.")
+    write_acl(corpus, allow=["tenant"])
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        users_file=write_users(tmp_path / "users.json"),
+        index=IndexSettings(location=":memory:"),
+        mode=Mode.DEVELOPMENT,
+        ingest=IngestSettings(allowed_roots={TENANT: [corpus]}, isolate_parsing=False),
+    )
+    runtime = build_runtime(settings)
+    try:
+        assert runtime.dev is not None
+        admin = "a0000000-0000-4000-8000-000000000001"
+        token = runtime.dev.idp.mint(tenant_id=TENANT, object_id=admin, roles=["Clearance.Admin"])
+        reply = TestClient(build_api(settings, runtime=runtime)).post(
+            "/v1/ingest/jobs", json={"path": str(corpus)}, headers={"Authorization": f"Bearer {token}"}
+        )
+        assert reply.status_code == 202, reply.text
+        runtime.ingestion.wait_idle()
+        assert runtime.store is not None
+        records = runtime.store.reader.page(AuditQuery(tenant_id=TENANT, kinds=(RecordKind.ADMIN,)))
+        requested = [r for r in records if r.action == "ingest.job.request"]
+        assert len(requested) == 1 and requested[0].actor == admin
+    finally:
+        runtime.close()

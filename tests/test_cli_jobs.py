@@ -2,26 +2,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from ingest.jobs import JobStore
+from clearance.compose import build_store
+from clearance.settings import Settings
+from ingest.jobs import JobRecordStore
 from tests.conftest import TENANT
 
 
 @pytest.fixture()
-def jobs_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def jobs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[JobRecordStore]:
+    """The state store the CLI reads (CLEARANCE_DATA_DIR's SQLite file)."""
     monkeypatch.setenv("CLEARANCE_DATA_DIR", str(tmp_path / "data"))
-    return tmp_path / "data" / "jobs"
+    store = build_store(Settings(data_dir=tmp_path / "data"))
+    yield store.jobs
+    store.close()
 
 
 @pytest.mark.parametrize("columns", ["40", "80", "200"])
-def test_jobs_list_shows_whole_ids_that_jobs_show_accepts(jobs_dir: Path, columns: str) -> None:
+def test_jobs_list_shows_whole_ids_that_jobs_show_accepts(jobs: JobRecordStore, columns: str) -> None:
     from clearance.cli import app
 
-    job = JobStore(root=jobs_dir).create(source="brightwater/finance", tenant_id=TENANT)
+    job = jobs.create(source="brightwater/finance", tenant_id=TENANT)
     runner = CliRunner()
     listed = runner.invoke(app, ["jobs", "list"], env={"COLUMNS": columns})
     assert listed.exit_code == 0 and job.id in listed.output
@@ -31,7 +37,7 @@ def test_jobs_list_shows_whole_ids_that_jobs_show_accepts(jobs_dir: Path, column
     assert raw.exit_code == 0 and f'"id": "{job.id}"' in raw.output
 
 
-def test_unknown_job_is_a_clear_error(jobs_dir: Path) -> None:
+def test_unknown_job_is_a_clear_error(jobs: JobRecordStore) -> None:
     from clearance.cli import app
 
     result = CliRunner().invoke(app, ["jobs", "show", "job-nope"])

@@ -37,7 +37,7 @@ from index.embedding import SentenceTransformerEmbedder
 from index.qdrant import QdrantChunkIndex, open_client
 from ingest.chunk import chunk_document
 from ingest.job_queue import ACTOR_NAME, JobConsumer, JobMessage, JobQueue, QueueConfig, QueuedJobs, start_worker
-from ingest.jobs import JobRecord, JobStatus, JobStore
+from ingest.jobs import JobRecord, JobRecordStore, JobStatus, JobStore
 from ingest.parse import DEFAULT_LIMITS, parse_document
 from ingest.pipeline import IngestionPipeline
 from ingest.runner import BackgroundJobs
@@ -205,6 +205,14 @@ def stop_all(*workers: WorkerProcess) -> None:
         worker.wait()
 
 
+def shared_job_store(data_dir: Path) -> JobRecordStore:
+    """The job records the worker processes write: the state store in their data directory
+    (SQLite, which several processes on one machine share; PostgreSQL across machines)."""
+    from clearance.compose import build_store
+
+    return build_store(Settings(data_dir=data_dir)).jobs
+
+
 def worker_env(*, data_dir: Path, namespace: str, roots: dict[str, list[Path]], **queue: str) -> dict[str, str]:
     settings = {
         "CLEARANCE_MODE": "production",
@@ -227,7 +235,7 @@ def worker_env(*, data_dir: Path, namespace: str, roots: dict[str, list[Path]], 
     return dict(os.environ) | settings
 
 
-def all_finished(store: JobStore, jobs: list[JobRecord]) -> Callable[[], bool]:
+def all_finished(store: JobRecordStore, jobs: list[JobRecord]) -> Callable[[], bool]:
     return lambda: all(store.get(job.id).status in FINISHED for job in jobs)
 
 
@@ -263,7 +271,7 @@ def test_two_workers_ingest_every_file_exactly_once(
 
     env = worker_env(data_dir=data_dir, namespace=namespace, roots=roots)
     workers = [WorkerProcess(shard=tmp_path / f"shard-{n}", log=tmp_path / f"worker-{n}.log") for n in (1, 2)]
-    store = JobStore(root=data_dir / "jobs")
+    store = shared_job_store(data_dir)
     queue = queues()
     service = IngestionService(runner=QueuedJobs(queue=queue, jobs=store), jobs=store, allowed_roots=roots)
     held = SourceLock(
@@ -330,7 +338,7 @@ def test_job_of_a_killed_worker_runs_again_on_another(
         heartbeat_timeout_seconds="2",
         lock_ttl_seconds="2",
     )
-    store = JobStore(root=data_dir / "jobs")
+    store = shared_job_store(data_dir)
     queue = queues()
     workers = [WorkerProcess(shard=tmp_path / f"shard-{n}", log=tmp_path / f"worker-{n}.log") for n in (1, 2)]
     try:
