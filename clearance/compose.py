@@ -251,8 +251,10 @@ def build_indexing(settings: Settings, *, embedder: Embedder | None = None, stor
         store = owned_store = build_store(settings)
     jobs = store.jobs
     limits = parse_limits(settings)
-    # Parsing processes get the cores the embedder's threads leave (at least one, at most four:
-    # past that the embedder, not parsing, bounds ingestion); measured in benchmarks/ingestion.py.
+    # Parsing processes get the cores the embedder's threads leave: at least one, at most four, since
+    # past that the embedder bounds ingestion. Measured on 2 cores (benchmarks/ingestion.py): a worker
+    # spends ~2 ms of CPU on a short file and ~20 ms on a sample office file, the int8 embedder ~9 and
+    # ~50 ms; so one worker keeps ahead of one embedder thread, and a second worker only took CPU from it.
     workers = settings.ingest.parse_workers or min(4, max(1, (os.cpu_count() or 1) - settings.embedding.threads))
     isolated = IsolatedParser(limits, workers=workers) if settings.ingest.isolate_parsing else None
     pipeline = IngestionPipeline(

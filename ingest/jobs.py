@@ -127,6 +127,22 @@ class JobRecord:
         return cls(**data)
 
 
+class JobIds:
+    """Job ids that sort in creation order (newest-first listing relies on it), also within one second:
+    ``job-YYYYmmdd-HHMMSS-micros-hex6`` (UTC), the microseconds strictly increasing within a process."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last_stamp = 0
+
+    def next(self) -> str:
+        with self._lock:
+            stamp = max(time.time_ns() // 1000, self._last_stamp + 1)
+            self._last_stamp = stamp
+        seconds, micros = divmod(stamp, 1_000_000)
+        return f"job-{time.strftime('%Y%m%d-%H%M%S', time.gmtime(seconds))}-{micros:06d}-{uuid.uuid4().hex[:6]}"
+
+
 class JobRecordStore(Protocol):
     """Where job records live; shared by the API, the CLI and every ingestion worker."""
 
@@ -154,7 +170,7 @@ class JobStore:
         self._root = root
         self._root.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._last_stamp = 0
+        self._ids = JobIds()
 
     def create(self, *, source: str, tenant_id: str) -> JobRecord:
         while True:
@@ -166,12 +182,7 @@ class JobStore:
             return job
 
     def _new_id(self) -> str:
-        """Ids sort in creation order (newest-first listing relies on it), also within one second."""
-        with self._lock:
-            stamp = max(time.time_ns() // 1000, self._last_stamp + 1)
-            self._last_stamp = stamp
-        seconds, micros = divmod(stamp, 1_000_000)
-        return f"job-{time.strftime('%Y%m%d-%H%M%S', time.gmtime(seconds))}-{micros:06d}-{uuid.uuid4().hex[:6]}"
+        return self._ids.next()
 
     def save(self, job: JobRecord) -> None:
         self._write(job, exclusive=False)

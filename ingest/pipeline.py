@@ -69,6 +69,7 @@ DEFAULT_MAX_CHUNKS_PER_FILE = 5000
 # Larger calls also hold a torch embedder's lock longer against the API's queries.
 DEFAULT_EMBED_BATCH_CHUNKS = 64
 _SAVE_EVERY_S = 1.0
+_POLL_S = 0.5
 ProgressCallback = Callable[[JobRecord, str | None], None]
 Parser = Callable[[Path], ParsedDocument]
 
@@ -369,7 +370,8 @@ class _Stages:
         self._check_cancel()
         done = [future for future in self._in_parse if future.done()]
         if not done and not self._ready:
-            wait(self._in_parse, return_when=FIRST_COMPLETED)
+            # Bounded, so that a cancellation is seen while a slow file is still being parsed.
+            wait(self._in_parse, timeout=_POLL_S, return_when=FIRST_COMPLETED)
             done = [future for future in self._in_parse if future.done()]
         for future in done:
             del self._in_parse[future]

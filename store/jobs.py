@@ -9,9 +9,6 @@ text is always valid UTF-8), with the columns a listing filters and sorts on.
 from __future__ import annotations
 
 import json
-import threading
-import time
-import uuid
 from typing import Any
 
 from sqlalchemy import Double, Index, String, Text, select
@@ -19,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from core.errors import NotFoundError
-from ingest.jobs import JobRecord, JobStatus
+from ingest.jobs import JobIds, JobRecord, JobStatus
 from store.audit_log import AuditLog
 from store.base import Base
 from store.database import Database
@@ -46,8 +43,7 @@ class SqlJobStore:
     def __init__(self, *, database: Database, audit: AuditLog | None = None) -> None:
         self._database = database
         self._audit = audit
-        self._lock = threading.Lock()
-        self._last_stamp = 0
+        self._ids = JobIds()
 
     def create(self, *, source: str, tenant_id: str) -> JobRecord:
         """A new queued record under an id no other record has (an insert, never an overwrite)."""
@@ -62,12 +58,7 @@ class SqlJobStore:
             return job
 
     def _new_id(self) -> str:
-        """Ids sort in creation order within this process, as the file store's do (same format)."""
-        with self._lock:
-            stamp = max(time.time_ns() // 1000, self._last_stamp + 1)
-            self._last_stamp = stamp
-        seconds, micros = divmod(stamp, 1_000_000)
-        return f"job-{time.strftime('%Y%m%d-%H%M%S', time.gmtime(seconds))}-{micros:06d}-{uuid.uuid4().hex[:6]}"
+        return self._ids.next()  # the file store's format: ids sort in creation order
 
     def save(self, job: JobRecord) -> None:
         """Replaces the record of ``job.id`` whole; a change to running or finished is audited with it."""
