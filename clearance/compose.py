@@ -43,7 +43,7 @@ from ingest.pipeline import MB, IngestionPipeline
 from ingest.runner import BackgroundJobs, JobRunner
 from ingest.service import IngestionService
 from retrieval.answer import AnswerService
-from retrieval.audit import AuditSink, JsonlAuditSink
+from retrieval.audit import AuditSink
 from retrieval.generation.base import AnswerGenerator
 from retrieval.generation.extractive import ExtractiveGenerator
 from store.database import sqlite_url
@@ -385,7 +385,7 @@ def build_graph_resolver(settings: Settings) -> GraphGroupResolver:
     )
 
 
-def build_answers(settings: Settings, *, indexing: Indexing, audit: AuditSink | None = None) -> AnswerService:
+def build_answers(settings: Settings, *, indexing: Indexing, audit: AuditSink) -> AnswerService:
     """The answer service; ``audit``: where its records go (the store's sink; default: a JSON lines file)."""
     extractive = ExtractiveGenerator()
     embedder = indexing.embedder
@@ -400,7 +400,7 @@ def build_answers(settings: Settings, *, indexing: Indexing, audit: AuditSink | 
         fallback=extractive,
         top_k=settings.retrieval.top_k,
         min_score=settings.retrieval.min_score,
-        audit=audit or JsonlAuditSink(path=settings.data_dir / "audit" / "answers.jsonl"),
+        audit=audit,
     )
 
 

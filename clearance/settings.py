@@ -327,10 +327,6 @@ class Settings(BaseSettings):
         return self.index.location or f"edge:{self.data_dir / 'edge'}"
 
     @property
-    def jobs_dir(self) -> Path:
-        return self.data_dir / "jobs"
-
-    @property
     def dev_idp_dir(self) -> Path:
         return self.data_dir / "dev-idp"
 
