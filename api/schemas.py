@@ -97,6 +97,7 @@ class CitationOut(BaseModel):
 class ChatResponse(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
+    answer_id: str = Field(description="the answer's id, also its audit record's: what feedback refers to")
     answer: str
     citations: list[CitationOut]
     outcome: str = Field(description="grounded, extractive_fallback or abstained")
@@ -109,6 +110,7 @@ class ChatResponse(BaseModel):
     def of(cls, result: AnswerResult, principal: Principal) -> Self:
         return cls.model_validate(
             {
+                "answer_id": result.id,
                 "answer": result.answer,
                 "citations": [CitationOut.model_validate(c) for c in result.citations],
                 "outcome": result.outcome,

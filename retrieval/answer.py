@@ -262,6 +262,7 @@ class AnswerService:
                 chunks=chunk_refs(passages),
                 # Generator names are "kind:model" (openai:gpt-4o, llama.cpp:file.gguf); extractive has no model.
                 model=result.generator.partition(":")[2],
+                id=result.id,
             )
         )
 

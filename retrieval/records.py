@@ -6,6 +6,7 @@ response models from these records (``from_attributes``), never by hand.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -40,6 +41,8 @@ class AnswerResult:
     prompt: str
     retrieved: tuple[str, ...] = ()
     timings_ms: dict[str, float] = field(default_factory=dict)
+    # The answer's audit record has the same id: feedback, review and conversations refer to answers by it.
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
 @dataclass(frozen=True, slots=True)
