@@ -13,6 +13,10 @@ $(VENV)/.installed: pyproject.toml
 	# torch first and pinned: the CPU build (see pyproject.toml); an unpinned torch pulls CUDA.
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e '.[dev]'
+	# The real-browser tests (tests/browser) drive Debian's chromium; install it where it is missing.
+	command -v chromium >/dev/null || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo -n); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; } || \
+		echo "chromium is missing and could not be installed: tests/browser will skip"
 	touch $@
 
 setup: $(VENV)/.installed

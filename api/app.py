@@ -14,15 +14,36 @@ from fastapi.responses import FileResponse, JSONResponse
 from api.deps import ApiComponents, audit_ready
 from api.limits import RequestLimits
 from api.problems import install_problem_handlers, problem
-from api.routes import admin, answers, audit, dev, explain
+from api.routes import (
+    admin,
+    answers,
+    audit,
+    conversations,
+    dev,
+    documents,
+    explain,
+    feedback,
+    openai_compat,
+    privacy,
+    prompts,
+    review,
+)
 from core.errors import ClearanceError
 
 STATIC = Path(__file__).parent / "static"
 log = logging.getLogger(__name__)
 
 
-def create_app(components: ApiComponents, *, on_shutdown: Callable[[], None] | None = None) -> FastAPI:
+def create_app(
+    components: ApiComponents,
+    *,
+    on_shutdown: Callable[[], None] | None = None,
+    on_startup: Callable[[], None] | None = None,
+) -> FastAPI:
     """Build the app over ``components``; ``on_shutdown`` releases what the caller built for it.
+
+    ``on_startup`` starts the caller's background work (the retention schedule) when the app starts
+    serving, so an app that is built but never run starts nothing.
 
     The development routes exist only when ``components.dev`` is set, which the
     composition root does in development mode alone.
@@ -30,6 +51,8 @@ def create_app(components: ApiComponents, *, on_shutdown: Callable[[], None] | N
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if on_startup is not None:
+            on_startup()
         yield
         if on_shutdown is not None:
             on_shutdown()
@@ -54,9 +77,20 @@ def create_app(components: ApiComponents, *, on_shutdown: Callable[[], None] | N
     install_problem_handlers(app)
     # Answers are never returned unaudited: when the audit store is down they are refused (503) up front.
     app.include_router(answers.router, dependencies=[Depends(audit_ready)])
+    # Reads of cited documents are audited too: refused up front when the audit store is down.
+    app.include_router(documents.router, dependencies=[Depends(audit_ready)])
+    # The OpenAI-compatible chat answers like /v1/chat, so it is refused up front the same way.
+    app.include_router(openai_compat.router, dependencies=[Depends(audit_ready)])
+    app.include_router(openai_compat.models_router)
+    # Feedback and review write audit records with each change: refused up front when the audit store is down.
+    app.include_router(feedback.router, dependencies=[Depends(audit_ready)])
+    app.include_router(review.router, dependencies=[Depends(audit_ready)])
     app.include_router(admin.router)
     app.include_router(explain.router)
     app.include_router(audit.router)
+    app.include_router(conversations.router)
+    app.include_router(privacy.router)
+    app.include_router(prompts.router)
     if components.dev is not None:
         log.warning("development mode: the bundled identity provider is trusted and /dev/token mints tokens")
         app.include_router(dev.router)

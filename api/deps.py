@@ -8,8 +8,8 @@ caller it needs (any caller, or one holding the admin role).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Annotated, Protocol
 
@@ -24,6 +24,11 @@ from core.errors import AuthenticationError, AuthorizationError, NotFoundError
 from ingest.explain import ExplainAccess
 from ingest.service import IngestionService
 from retrieval.answer import AnswerService
+from retrieval.documents import DocumentReader
+from store.conversations import ConversationStore, Owner
+from store.prompts import PromptStore
+from store.retention import Retention
+from store.review_desk import FeedbackDesk, ReviewDesk, ReviewServices
 from store.state import AuditTrail
 
 
@@ -39,6 +44,7 @@ class DevIdentity:
 
     directory: Directory
     idp: DevIdentityProvider
+    suggestions: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # sample user name -> questions
 
 
 class Role(StrEnum):
@@ -81,6 +87,11 @@ class ApiComponents:
     dev: DevIdentity | None = None
     explain: ExplainAccess | None = None  # admin explain-access routes
     audit: AuditTrail | None = None  # the audit store: auditor routes, and the check before an answer starts
+    prompts: PromptStore | None = None  # versioned prompts: the admin prompt routes
+    documents: DocumentReader | None = None  # cited passages and documents, read under the caller's filter
+    review: ReviewServices | None = None  # feedback on answers and the review queue (needs the state store)
+    conversations: ConversationStore | None = None  # each user's conversations (needs the state store)
+    retention: Retention | None = None  # forget-user for admins (needs the state store)
     docs: bool = False  # serve /docs and /openapi.json
     bounds: HttpBounds = HttpBounds()
 
@@ -106,6 +117,51 @@ def _dev_identity(request: Request) -> DevIdentity:
     if dev is None:
         raise NotFoundError("development mode is off")
     return dev
+
+
+def _prompts(request: Request) -> PromptStore:
+    prompts = components_of(request).prompts
+    if prompts is None:
+        raise NotFoundError("versioned prompts need the state store")
+    return prompts
+
+
+def _review_services(request: Request) -> ReviewServices:
+    review = components_of(request).review
+    if review is None:
+        raise NotFoundError("feedback and review need the state store")
+    return review
+
+
+def _feedback_desk(request: Request) -> FeedbackDesk:
+    return _review_services(request).feedback
+
+
+def _review_desk(request: Request) -> ReviewDesk:
+    return _review_services(request).review
+
+
+def _conversations(request: Request) -> ConversationStore:
+    conversations = components_of(request).conversations
+    if conversations is None:
+        raise NotFoundError("conversations need the state store")
+    return conversations
+
+
+def _maybe_conversations(request: Request) -> ConversationStore | None:
+    return components_of(request).conversations
+
+
+def _retention(request: Request) -> Retention:
+    retention = components_of(request).retention
+    if retention is None:
+        raise NotFoundError("retention needs the state store")
+    return retention
+
+
+def owner_of(principal: Principal) -> Owner:
+    """Whose conversations a caller reads and writes: the token's tenant and object id, nothing from the request."""
+    return Owner(tenant_id=principal.tenant_id, object_id=principal.object_id)
 
 
 def _audit(request: Request) -> AuditTrail:
@@ -146,6 +202,12 @@ AuditorPrincipal = Annotated[Principal, Depends(require(Role.AUDITOR))]
 ReviewerPrincipal = Annotated[Principal, Depends(require(Role.REVIEWER))]
 Answers = Annotated[AnswerService, Depends(_answers)]
 Audit = Annotated[AuditTrail, Depends(_audit)]
+Conversations = Annotated[ConversationStore, Depends(_conversations)]
+MaybeConversations = Annotated[ConversationStore | None, Depends(_maybe_conversations)]
+RetentionDep = Annotated[Retention, Depends(_retention)]
+FeedbackDeskDep = Annotated[FeedbackDesk, Depends(_feedback_desk)]
+ReviewDeskDep = Annotated[ReviewDesk, Depends(_review_desk)]
+Prompts = Annotated[PromptStore, Depends(_prompts)]
 Ingestion = Annotated[IngestionService, Depends(_ingestion)]
 DevIdentityDep = Annotated[DevIdentity, Depends(_dev_identity)]
 

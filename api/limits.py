@@ -28,6 +28,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from acl.principal import Principal
+from api.openai_errors import is_openai_path, openai_error_body
 from core.errors import AuthenticationError
 
 log = logging.getLogger(__name__)
@@ -64,15 +65,15 @@ class RequestLimits:
         declared = headers.get(b"content-length")
         if declared is not None:
             if not declared.isdigit():
-                await _problem(send, 400, "Bad Request")
+                await _problem(send, 400, "Bad Request", path=scope["path"])
                 return
             if int(declared) > self._max_body:
-                await _problem(send, 413, "Content Too Large")
+                await _problem(send, 413, "Content Too Large", path=scope["path"])
                 return
         if scope["path"].startswith(_PROTECTED_PREFIX):
             principal = await self._principal(headers.get(b"authorization"))
             if principal is None:
-                await _problem(send, 401, "Unauthorized")
+                await _problem(send, 401, "Unauthorized", path=scope["path"])
                 return
             scope.setdefault("state", {})[PRINCIPAL_SCOPE_KEY] = principal
         await self._with_bounded_body(scope, receive, send)
@@ -130,14 +131,16 @@ class RequestLimits:
             await self._app(scope, bounded_receive, tracking_send)
         except _BodyRefused as exc:
             if not response_started:
-                await _problem(send, exc.status_code, _TITLES[exc.status_code])
+                await _problem(send, exc.status_code, _TITLES[exc.status_code], path=scope["path"])
 
 
 _TITLES = {408: "Request Timeout", 413: "Content Too Large"}
 
 
-async def _problem(send: Send, status: int, title: str) -> None:
-    body = json.dumps({"type": "about:blank", "title": title, "status": status}).encode()
+async def _problem(send: Send, status: int, title: str, *, path: str) -> None:
+    problem = {"type": "about:blank", "title": title, "status": status}
+    # OpenAI's clients read their own `error` member: the OpenAI-compatible routes add it.
+    body = json.dumps(openai_error_body(status, title) if is_openai_path(path) else problem).encode()
     headers = [(b"content-type", b"application/problem+json"), (b"content-length", str(len(body)).encode())]
     if status == 401:
         headers.append((b"www-authenticate", b'Bearer error="invalid_token"'))

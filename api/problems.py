@@ -22,6 +22,7 @@ from core.errors import (
     GenerationError,
     IndexUnavailableError,
     InvalidInputError,
+    ModelBusyError,
     NotFoundError,
     StoreUnavailableError,
 )
@@ -37,17 +38,22 @@ _STATUS: dict[type[ClearanceError], tuple[int, str]] = {
     InvalidInputError: (422, "Unprocessable Content"),
     IndexUnavailableError: (503, "Index Unavailable"),
     GenerationError: (503, "Answer Generator Unavailable"),
+    ModelBusyError: (503, "Model Busy"),
     StoreUnavailableError: (503, "State Store Unavailable"),
 }
 
 
-def problem(status: int, title: str, detail: str | None = None, **extra: Any) -> JSONResponse:
+def problem(
+    status: int, title: str, detail: str | None = None, *, retry_after: int | None = None, **extra: Any
+) -> JSONResponse:
     body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
     if detail:
         body["detail"] = detail
     body.update(extra)
-    headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'} if status == 401 else None
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+    headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'} if status == 401 else {}
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers or None)
 
 
 def status_for(exc: ClearanceError) -> tuple[int, str]:
@@ -62,7 +68,8 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def domain_error(request: Request, exc: ClearanceError) -> JSONResponse:
         status, title = status_for(exc)
         log.info("request failed: %s %s -> %s (%s)", request.method, request.url.path, status, type(exc).__name__)
-        return problem(status, title, str(exc) if exc.public else None)
+        retry_after = exc.retry_after if isinstance(exc, ModelBusyError) else None
+        return problem(status, title, str(exc) if exc.public else None, retry_after=retry_after)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from acl.principal import Principal
 from core.records import Passage
@@ -80,6 +80,22 @@ class ChatRequest(Strict):
     question: str = Field(min_length=1, max_length=2000)
     history: list[Turn] = Field(default_factory=list, max_length=20)
     stream: bool = False
+    progress: bool = Field(
+        default=False, description="with stream: a `progress` event (passages found) before the answer's text"
+    )
+    conversation_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="continue this conversation of yours (its turns are the history; send no `history` then); "
+        "without it and without `history`, a new conversation is started",
+    )
+
+    @model_validator(mode="after")
+    def _one_source_of_history(self) -> Self:
+        if self.conversation_id is not None and self.history:
+            raise ValueError("send either conversation_id or history, not both")
+        return self
 
 
 class CitationOut(BaseModel):
@@ -94,20 +110,49 @@ class CitationOut(BaseModel):
     snippet: str
 
 
+class PolicyDecisionOut(BaseModel):
+    """One content-policy rule that fired (never the text that made it fire)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    rule: str = Field(description="the rule's id in the policy file")
+    stage: str = Field(description="input, passage or output")
+    action: str = Field(description="block, warn, neutralise, drop, flag, fallback or abstain")
+    detail: str = Field(description="kinds of personal data, passage number or sentence count; may be empty")
+
+
+class PolicyOut(BaseModel):
+    """The content policy that applied to this answer, and what it decided."""
+
+    version: str = Field(description="name/version@sha256:<policy file digest>")
+    decisions: list[PolicyDecisionOut]
+
+    @classmethod
+    def of(cls, result: AnswerResult) -> Self:
+        return cls(
+            version=result.policy_version,
+            decisions=[PolicyDecisionOut.model_validate(d) for d in result.policy],
+        )
+
+
 class ChatResponse(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     answer_id: str = Field(description="the answer's id, also its audit record's: what feedback refers to")
     answer: str
     citations: list[CitationOut]
-    outcome: str = Field(description="grounded, extractive_fallback or abstained")
+    outcome: str = Field(description="grounded, extractive_fallback, abstained or blocked (by the content policy)")
     generator: str
     prompt: str
     timings_ms: dict[str, float]
     access: AccessOut
+    policy: PolicyOut | None = Field(default=None, description="the content policy's version and decisions")
+    conversation_id: str | None = Field(
+        default=None, description="the conversation this answer was kept in; null for a request that sent history"
+    )
 
     @classmethod
-    def of(cls, result: AnswerResult, principal: Principal) -> Self:
+    def of(cls, result: AnswerResult, principal: Principal, *, conversation_id: str | None = None) -> Self:
         return cls.model_validate(
             {
                 "answer_id": result.id,
@@ -118,6 +163,8 @@ class ChatResponse(BaseModel):
                 "prompt": result.prompt,
                 "timings_ms": result.timings_ms,
                 "access": AccessOut.of(principal),
+                "policy": PolicyOut.of(result),
+                "conversation_id": conversation_id,
             }
         )
 

@@ -16,8 +16,11 @@ from rich.table import Table
 
 from clearance.evaluation.cli import evaluate
 from clearance.index_migrate import index_app
+from clearance.prompts_cli import prompts_app
+from clearance.retention_cli import retention_app
 from clearance.settings import Mode, Settings, is_loopback_host
 from clearance.store_cli import audit_app, db_app
+from clearance.teams.cli import teams_app
 from core.errors import ClearanceError
 from ingest.jobs import JobRecord, JobStatus
 from ingest.source import DocumentSource
@@ -30,7 +33,10 @@ app.add_typer(jobs_app, name="jobs")
 app.add_typer(dev_app, name="dev")
 app.add_typer(db_app, name="db")
 app.add_typer(audit_app, name="audit")
+app.add_typer(retention_app, name="retention")
 app.add_typer(index_app, name="index")
+app.add_typer(prompts_app, name="prompts")
+app.add_typer(teams_app, name="teams")
 console = Console(soft_wrap=True)
 
 
@@ -235,6 +241,24 @@ def _serve(settings: Settings, *, host: str | None, port: int | None) -> None:
         h11_max_incomplete_event_size=16 * 1024,
         timeout_keep_alive=5,
     )
+
+
+@app.command()
+def mcp(
+    host: Annotated[str | None, typer.Option(help="bind address (default CLEARANCE_MCP__HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="port (default CLEARANCE_MCP__PORT, 8001)")] = None,
+) -> None:
+    """Serve the MCP server (streamable HTTP at /mcp): `search` and `ask` tools run as the token's owner."""
+    from clearance.mcp_server import serve_mcp
+
+    settings = _settings()
+    bind_host, bind_port = host or settings.mcp.host, port or settings.mcp.port
+    _check_bind(settings, bind_host)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        serve_mcp(settings, host=bind_host, port=bind_port)
+    except (ClearanceError, ValueError) as exc:
+        raise _fail(str(exc)) from exc
 
 
 @app.command()

@@ -18,6 +18,7 @@ from fastapi import FastAPI
 
 from acl.dev.directory import Directory, DirectoryGroupResolver
 from acl.dev.idp import DEV_ISSUER_TEMPLATE, DevIdentityProvider
+from acl.dev.suggestions import load_suggestions
 from acl.graph import GraphGroupResolver, GraphMode, graph_session
 from acl.group_cache import build_group_cache
 from acl.groups import GroupResolver, GroupSource, UnavailableGroupResolver, UserDirectory, UserType
@@ -27,6 +28,7 @@ from acl.principal_cache import PrincipalCache, TokenAuthenticator
 from acl.tokens import IssuerTemplate, TokenPolicy, TokenValidator, entra_issuers
 from api.app import create_app
 from api.deps import ApiComponents, DevIdentity, HttpBounds, RoleNames
+from clearance.retention_job import build_retention, build_schedule
 from clearance.samples import sample_sources
 from clearance.settings import GeneratorKind, GraphModeSetting, Mode, Settings
 from index.edge import EdgeChunkIndex
@@ -44,9 +46,16 @@ from ingest.runner import BackgroundJobs, JobRunner
 from ingest.service import IngestionService
 from retrieval.answer import AnswerService
 from retrieval.audit import AuditSink
+from retrieval.documents import DocumentReader
+from retrieval.generation.admission import ModelAdmission
 from retrieval.generation.base import AnswerGenerator
 from retrieval.generation.extractive import ExtractiveGenerator
+from retrieval.policy.loader import load_policy
+from retrieval.policy.logs import install_log_redaction
+from retrieval.prompts import PromptSource
+from retrieval.relevance import RelevanceGate
 from store.database import sqlite_url
+from store.review_desk import ReviewServices, review_services
 from store.state import Store, open_store
 
 log = logging.getLogger(__name__)
@@ -133,6 +142,11 @@ class Runtime:
             ingestion=self.ingestion,
             explain=self.explain,
             audit=self.store.trail if self.store is not None else None,
+            prompts=self.store.prompts if self.store is not None else None,
+            conversations=self.store.conversations if self.store is not None else None,
+            retention=build_retention(self.settings, self.store) if self.store is not None else None,
+            review=self._review_services(),
+            documents=build_documents(self.settings, indexing=self.indexing, dev=self.identity.dev),
             readiness=self.indexing.index.ping,
             roles=RoleNames(
                 admin=settings.auth.admin_role,
@@ -146,6 +160,15 @@ class Runtime:
                 max_body_bytes=settings.server.max_body_bytes,
                 body_timeout_seconds=settings.server.body_timeout_seconds,
             ),
+        )
+
+    def _review_services(self) -> ReviewServices | None:
+        """Feedback and review over the state store; inspection reads the index under the asker's recorded keys."""
+        if self.store is None:
+            return None
+        store = self.store
+        return review_services(
+            database=store.database, audit=store.audit, feedback=store.feedback, queue=store.review, index=self.index
         )
 
     def close(self) -> None:
@@ -180,7 +203,12 @@ def build_generator(settings: Settings, *, extractive: ExtractiveGenerator) -> A
 
         if config.model_path is None:
             raise ValueError("CLEARANCE_GENERATOR__MODEL_PATH must name a GGUF file for the llama_cpp generator")
-        return LlamaCppGenerator(model_path=config.model_path, threads=config.threads, max_tokens=config.max_tokens)
+        return LlamaCppGenerator(
+            model_path=config.model_path,
+            threads=config.threads,
+            max_tokens=config.max_tokens,
+            warm_prompt=config.warm_prompt,
+        )
     if config.kind is GeneratorKind.OPENAI:
         from retrieval.generation.openai_compatible import OpenAICompatibleGenerator
 
@@ -303,6 +331,8 @@ def build_dev_identity(settings: Settings, *, directory: Directory | None = None
     return DevIdentity(
         directory=directory or load_directory(settings),
         idp=DevIdentityProvider(key_dir=settings.dev_idp_dir, audience=settings.auth.audiences[0]),
+        # The sample question set beside the sample users: what the chat page suggests to each of them.
+        suggestions=load_suggestions(settings.users_file.with_name("questions.json")),
     )
 
 
@@ -385,14 +415,20 @@ def build_graph_resolver(settings: Settings) -> GraphGroupResolver:
     )
 
 
-def build_answers(settings: Settings, *, indexing: Indexing, audit: AuditSink) -> AnswerService:
-    """The answer service; ``audit``: where its records go (the store's sink; default: a JSON lines file)."""
+def build_answers(
+    settings: Settings, *, indexing: Indexing, audit: AuditSink, prompts: PromptSource | None = None
+) -> AnswerService:
+    """The answer service; ``audit``: where its records go (the store's sink; default: a JSON lines file);
+    ``prompts``: each tenant's active prompt version (the store's; None: the built-in default for everyone)."""
     extractive = ExtractiveGenerator()
     embedder = indexing.embedder
     if settings.retrieval.query_cache_size > 0:
         # Query vectors depend on the text alone and carry no ACL (trimming happens in the index query):
         # safe to share between callers. Ingestion keeps the uncached embedder.
         embedder = QueryEmbeddingCache(inner=embedder, max_entries=settings.retrieval.query_cache_size)
+    # A policy file that cannot be read or validated stops start-up: no answer without the configured rules.
+    policy = load_policy(settings.policy.path)
+    install_log_redaction(policy.redact)  # personal data in questions never reaches a log handler
     return AnswerService(
         index=indexing.index,
         embedder=embedder,
@@ -400,8 +436,34 @@ def build_answers(settings: Settings, *, indexing: Indexing, audit: AuditSink) -
         fallback=extractive,
         top_k=settings.retrieval.top_k,
         min_score=settings.retrieval.min_score,
+        prompts=prompts,
         audit=audit,
+        policy=policy,
+        gate=relevance_gate(settings),
+        admission=model_admission(settings),
+        # Extractive answers read nothing: only a model's passages are cut to the sentences it needs.
+        passage_chars=0 if settings.generator.kind is GeneratorKind.EXTRACTIVE else settings.generator.passage_chars,
     )
+
+
+def model_admission(settings: Settings) -> ModelAdmission | None:
+    """The fair, bounded line in front of a local model (one llama.cpp context: one answer at a time).
+
+    Extractive answers need no line; a hosted model's server has its own limits.
+    """
+    config = settings.generator
+    if config.kind is not GeneratorKind.LLAMA_CPP:
+        return None
+    return ModelAdmission(max_waiting=config.queue_max_waiting, max_wait_seconds=config.queue_max_wait_seconds)
+
+
+def relevance_gate(settings: Settings) -> RelevanceGate | None:
+    """The gate of the configured retrieval mode (its calibrated floor unless the setting gives one); None: off."""
+    floor = settings.retrieval.relevance_floor
+    if floor is not None and floor <= -1.0:
+        return None
+    mode = RetrievalMode(settings.retrieval.mode.value)
+    return RelevanceGate.calibrated(mode, floor=floor, reranked=settings.retrieval.rerank_model_path is not None)
 
 
 def allowed_roots(settings: Settings, *, directory: Directory | None = None) -> dict[str, list[Path]]:
@@ -429,8 +491,11 @@ def build_job_runner(settings: Settings, *, indexing: Indexing) -> JobRunner:
     return queued_runner(settings, jobs=indexing.jobs)
 
 
-def build_runtime(settings: Settings, *, embedder: Embedder | None = None) -> Runtime:
-    """Everything the server runs."""
+def build_runtime(
+    settings: Settings, *, embedder: Embedder | None = None, prompts: PromptSource | None = None
+) -> Runtime:
+    """Everything the server runs; ``prompts`` replaces the store's per-tenant prompt versions (the evaluation
+    of a candidate version answers every question with it)."""
     store = build_store(settings)  # first: a server whose audit cannot be written does not start
     indexing = build_indexing(settings, embedder=embedder, store=store)
     identity = build_identity(settings)
@@ -439,7 +504,9 @@ def build_runtime(settings: Settings, *, embedder: Embedder | None = None) -> Ru
         settings=settings,
         indexing=indexing,
         identity=identity,
-        answers=build_answers(settings, indexing=indexing, audit=store.audit_sink),
+        answers=build_answers(
+            settings, indexing=indexing, audit=store.audit_sink, prompts=prompts or store.prompt_source
+        ),
         ingestion=build_ingestion(settings, indexing=indexing, directory=directory),
         explain=build_explain(settings, indexing=indexing, directory=directory),
         store=store,
@@ -461,6 +528,16 @@ def build_store(settings: Settings, *, migrate: bool | None = None) -> Store:
         migrate=config.migrate if migrate is None else migrate,
         connect_timeout_seconds=config.connect_timeout_seconds,
         pool_size=config.pool_size,
+    )
+
+
+def build_documents(settings: Settings, *, indexing: Indexing, dev: DevIdentity | None = None) -> DocumentReader:
+    """Cited passages and documents for callers who may read them; originals only from today's allowed roots."""
+    return DocumentReader(
+        index=indexing.index,
+        allowed_roots=allowed_roots(settings, directory=dev.directory if dev is not None else None),
+        max_file_bytes=int(settings.ingest.max_file_mb * MB),
+        max_chunks=settings.ingest.max_chunks_per_file,
     )
 
 
@@ -497,4 +574,14 @@ def build_api(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI:
     if runtime is not None:
         return create_app(runtime.api_components(settings))
     owned = build_runtime(settings)
-    return create_app(owned.api_components(), on_shutdown=owned.close)
+    # `clearance serve` enforces retention on a schedule: started with the app, stopped before the store closes.
+    schedule = build_schedule(settings, build_retention(settings, owned.store)) if owned.store is not None else None
+
+    def shutdown() -> None:
+        if schedule is not None:
+            schedule.stop()
+        owned.close()
+
+    return create_app(
+        owned.api_components(), on_shutdown=shutdown, on_startup=schedule.start if schedule is not None else None
+    )

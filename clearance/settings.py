@@ -200,6 +200,19 @@ class GeneratorSettings(BaseModel):
     api_key: str = ""
     model: str = ""
     timeout_seconds: float = 30.0
+    queue_max_waiting: int = Field(
+        default=8, ge=0, description="llama_cpp: questions that may wait for the model at once; more get 503"
+    )
+    queue_max_wait_seconds: float = Field(
+        default=60.0, gt=0, description="llama_cpp: longest wait for the model before a 503 with Retry-After"
+    )
+    passage_chars: int = Field(
+        default=2400,
+        ge=0,
+        description="characters of passage text the model reads in all (the sentences nearest the question); "
+        "0: whole passages",
+    )
+    warm_prompt: bool = Field(default=True, description="llama_cpp: read the system prompt once at start-up")
 
 
 class RetrievalModeSetting(StrEnum):
@@ -224,6 +237,13 @@ class RetrievalSettings(BaseModel):
     rrf_k: int = Field(default=60, ge=0, description="reciprocal-rank-fusion offset: score = sum of w / (k + rank)")
     dense_weight: float = Field(default=1.0, ge=0.0, description="hybrid: weight of the dense branch's ranks")
     sparse_weight: float = Field(default=1.0, ge=0.0, description="hybrid: weight of the sparse branch's ranks")
+    relevance_floor: float | None = Field(
+        default=None,
+        ge=-1.0,
+        le=2.0,
+        description="relevance gate: cosine + 0.5 x share of question terms a passage needs to reach the generator; "
+        "empty: the floor calibrated for the mode; -1: no gate",
+    )
     rerank_model_path: Path | None = Field(
         default=None, description="a sentence-transformers cross-encoder folder; empty: no reranking"
     )
@@ -282,6 +302,43 @@ class QueueSettings(BaseModel):
         return self
 
 
+class TeamsSettings(BaseModel):
+    """The Teams bot (`clearance teams serve`, `clearance teams package`): its Entra app and Azure Bot resource."""
+
+    app_id: str = Field(default="", description="the bot's Entra app (client) id: the Azure Bot's Microsoft App ID")
+    app_password: SecretStr = Field(default=SecretStr(""), description="that app's client secret")
+    tenant_id: str = Field(default="", description="the bot app's home tenant (single-tenant bot)")
+    authority: str = Field(default="https://login.microsoftonline.com", description="Entra host (stub in tests)")
+    ca_file: Path | None = Field(default=None, description="a private CA for the authority")
+    sso_connection: str = Field(default="clearance-sso", description="the Azure Bot's OAuth connection (Teams SSO)")
+    sso_resource: str = Field(default="", description="Application ID URI of the SSO app: api://<domain>/<app id>")
+    api_url: str = Field(default="http://127.0.0.1:8000", description="the Clearance API the bot asks")
+    api_scope: str = Field(default="api://clearance/.default", description="on-behalf-of scope for the API")
+    channel_issuer: str = "https://api.botframework.com"
+    channel_jwks_url: str = Field(
+        default="https://login.botframework.com/v1/.well-known/keys", description="keys of the channel's tokens"
+    )
+    token_service_url: str = Field(default="https://api.botframework.com", description="Bot Framework token service")
+    service_url_hosts: list[str] = Field(
+        default_factory=list, description="hosts replies may go to besides Microsoft's own (an activity's serviceUrl)"
+    )
+    check_service_url_hosts: bool = Field(
+        default=True,
+        description="replies go only to https hosts of Microsoft's or service_url_hosts (off: a local connector stub)",
+    )
+    stream_interval_seconds: float = Field(default=1.0, ge=0, description="least time between streamed updates")
+    host: str = "127.0.0.1"
+    port: int = Field(default=3978, ge=1, le=65535)
+    name: str = Field(default="Clearance", max_length=30)
+    description: str = Field(default="Answers from company documents you can open, with citations.", max_length=80)
+    developer_name: str = Field(default="Clearance", max_length=32)
+    website_url: str = "https://example.com"
+    privacy_url: str = "https://example.com/privacy"
+    terms_url: str = "https://example.com/terms"
+    domains: list[str] = Field(default_factory=list, description="valid domains of the app package")
+    version: str = Field(default="1.0.0", pattern=r"^\d+\.\d+\.\d+$")
+
+
 class StoreSettings(BaseModel):
     """The state store (job records, the audit): a SQLite file by default, PostgreSQL by URL."""
 
@@ -296,6 +353,52 @@ class StoreSettings(BaseModel):
     migrate: bool = Field(default=True, description="apply schema migrations at start-up (off: `clearance db upgrade`)")
     connect_timeout_seconds: float = Field(default=5.0, gt=0, description="a store that does not answer by then: 503")
     pool_size: int = Field(default=5, ge=1, le=100)
+
+
+class RetentionSettings(BaseModel):
+    """How long each kind of record is kept, in days (0 or empty: forever), and the schedule in `clearance serve`."""
+
+    conversations_days: float | None = Field(
+        default=180, ge=0, description="a conversation is deleted this long after its last exchange"
+    )
+    feedback_days: float | None = Field(
+        default=365, ge=0, description="a rating is deleted this long after it last changed"
+    )
+    review_days: float | None = Field(
+        default=365, ge=0, description="a review item is deleted this long after it last changed"
+    )
+    audit_days: float | None = Field(
+        default=None,
+        ge=0,
+        description="audit records older than this are cut from each chain behind a verifiable checkpoint; "
+        "empty: kept forever (set it to what your regulator requires, e.g. 2555 for seven years)",
+    )
+    schedule: bool = Field(default=True, description="run retention inside `clearance serve` every interval")
+    interval_seconds: float = Field(default=3600.0, ge=60, description="time between scheduled runs")
+    first_run_delay_seconds: float = Field(default=300.0, ge=0, description="the first scheduled run, after start-up")
+
+
+class McpSettings(BaseModel):
+    """`clearance mcp`: the Model Context Protocol server (streamable HTTP) beside the HTTP API."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8001, ge=1, le=65535)
+    resource_url: str = Field(
+        default="",
+        description="the URL clients reach the MCP endpoint at, its resource identifier in the protected resource "
+        "metadata (behind a proxy: the public https URL ending in /mcp); empty: http://{host}:{port}/mcp",
+    )
+    authorization_server: str = Field(
+        default="",
+        description="the issuer clients get tokens from, named in the metadata; empty: {auth.authority}/{tenant}/v2.0 "
+        "for the one allowed tenant, or /organizations/v2.0 for several",
+    )
+
+
+class PolicySettings(BaseModel):
+    """The content policy file (input, passage and output rules): see retrieval/policy/default.toml."""
+
+    path: Path | None = Field(default=None, description="a policy TOML file; empty: the default shipped with Clearance")
 
 
 class Settings(BaseSettings):
@@ -314,6 +417,10 @@ class Settings(BaseSettings):
     server: ServerSettings = Field(default_factory=ServerSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
     queue: QueueSettings = Field(default_factory=QueueSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    teams: TeamsSettings = Field(default_factory=TeamsSettings)
+    mcp: McpSettings = Field(default_factory=McpSettings)
+    policy: PolicySettings = Field(default_factory=PolicySettings)
 
     @property
     def docs_enabled(self) -> bool:

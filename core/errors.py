@@ -19,7 +19,9 @@ ClearanceError
 ├── IndexUnavailableError      503: the vector index cannot be reached or opened
 ├── StoreUnavailableError      503: the state store cannot be reached or written
 ├── GroupResolutionError       group overage could not be resolved (caller narrows)
-└── GenerationError            the model failed (timeout, transport, empty output)
+├── GenerationError            the model failed (timeout, transport, empty output)
+└── ModelBusyError             503 + Retry-After: the model's waiting line is full, or a
+                               request waited in it longer than the bound
 """
 
 from __future__ import annotations
@@ -89,3 +91,13 @@ class GroupResolutionError(ClearanceError):
 
 class GenerationError(ClearanceError):
     """The answer generator failed (transport, timeout, or unusable output)."""
+
+
+class ModelBusyError(ClearanceError):
+    """The model cannot take this request within the waiting bound; try again after ``retry_after`` seconds."""
+
+    public = True
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"The model is busy with other questions; try again in {retry_after} s.")
+        self.retry_after = retry_after

@@ -55,17 +55,20 @@ from index.payload import (
     DOCUMENT_FIELDS,
     KEYWORD_FIELDS,
     PASSAGE_FIELDS,
+    READ_FIELDS,
     STATE_FIELDS,
     TERM_FIELDS,
     document_state,
+    in_document_order,
     new_version,
     page_of_documents,
     passage,
+    readable_chunk,
     staged_chunks,
     stored_document,
     term_text,
 )
-from index.ports import BackfillReport, IndexedDocument, RetrievalMode, SparseEncoder, SparseVector
+from index.ports import BackfillReport, IndexedDocument, ReadableChunk, RetrievalMode, SparseEncoder, SparseVector
 from index.qdrant import DENSE_VECTOR
 from index.sparse import ENCODER_FIELD, SPARSE_VECTOR, Bm25Encoder, FusionParams
 
@@ -371,6 +374,13 @@ class EdgeChunkIndex:
             dense_params=self._search_params,
         )
         return [passage(p.id, p.payload, p.score) for p in self._call(lambda shard: shard.query(request))]
+
+    def read(self, principal: Principal, *, narrowing: models.Filter, limit: int) -> list[ReadableChunk]:
+        """Chunks matching ``narrowing`` that ``principal`` may read, in document order (see the port)."""
+        security = to_edge_filter(security_filter(principal, narrowing=narrowing))
+        request = qe.ScrollRequest(limit=limit, filter=security, with_payload=READ_FIELDS, with_vector=False)
+        page, _ = self._call(lambda shard: shard.scroll(request))
+        return in_document_order([readable_chunk(record.id, record.payload) for record in page])
 
     def backfill_sparse(self, *, batch_size: int = 256) -> BackfillReport:
         """Term weights for every chunk written without them (or by another encoder), from the stored text.

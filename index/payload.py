@@ -16,7 +16,7 @@ from typing import Any
 
 from acl.index_filter import ALLOW_FIELD, DENY_FIELD, STATE_FIELD, TENANT_FIELD
 from core.records import DocumentState, Passage, StoredDocument
-from index.ports import IndexedDocument, SparseEncoder, SparseVector
+from index.ports import IndexedDocument, ReadableChunk, SparseEncoder, SparseVector
 from index.sparse import ENCODER_FIELD
 
 STAGED_STATE = "staged"
@@ -24,6 +24,8 @@ KEYWORD_FIELDS = (ALLOW_FIELD, DENY_FIELD, TENANT_FIELD, STATE_FIELD, "doc_id", 
 STATE_FIELDS = ["doc_id", "path", "content_hash", "acl_hash", "chunk_count"]
 DOCUMENT_FIELDS = ["doc_id", "tenant_id", "source_id", "path", "title", ALLOW_FIELD, DENY_FIELD]
 PASSAGE_FIELDS = ["doc_id", "uri", "path", "title", "section", "page", "page_name", "text", "version"]
+#: What a read of known chunks returns: the passage, its place, and where its original lies (never the ACL).
+READ_FIELDS = [*PASSAGE_FIELDS, "chunk_index", "source_id", "content_hash"]
 #: What a chunk's term weights are computed from, at write time and again by a backfill.
 TERM_FIELDS = ["title", "section", "text"]
 _CHUNK_NAMESPACE = uuid.UUID("6f1d6a52-94a4-4c1e-9a0e-5a3c1b7e2d10")
@@ -144,3 +146,18 @@ def passage(chunk_id: object, payload: Mapping[str, Any] | None, score: float) -
         score=float(score),
         version=str(payload.get("version") or ""),
     )
+
+
+def readable_chunk(chunk_id: object, payload: Mapping[str, Any] | None) -> ReadableChunk:
+    """A chunk read under the caller's security filter, with its place in the document."""
+    payload = payload or {}
+    return ReadableChunk(
+        passage=passage(chunk_id, payload, 0.0),
+        chunk_index=int(payload.get("chunk_index") or 0),
+        source_id=str(payload.get("source_id") or ""),
+        content_hash=str(payload.get("content_hash") or ""),
+    )
+
+
+def in_document_order(chunks: Sequence[ReadableChunk]) -> list[ReadableChunk]:
+    return sorted(chunks, key=lambda c: (c.passage.doc_id, c.chunk_index, c.passage.chunk_id))

@@ -31,6 +31,21 @@ class IndexedDocument:
     vectors: tuple[tuple[float, ...], ...]
 
 
+@dataclass(frozen=True, slots=True)
+class ReadableChunk:
+    """A chunk its reader may read, with its place in the document: for passages in context and documents.
+
+    ``source_id`` and ``content_hash`` say where the original file lies and which
+    bytes were indexed; they serve the original to a permitted reader and are never
+    returned to a caller themselves.
+    """
+
+    passage: Passage
+    chunk_index: int
+    source_id: str
+    content_hash: str
+
+
 class RetrievalMode(StrEnum):
     """Which similarities rank a search; every mode runs under the same security filter."""
 
@@ -155,6 +170,14 @@ class ChunkIndex(Protocol):
         dense mode, the dense branch's before fusion in hybrid mode (a chunk below it can
         still come back on its terms); sparse mode ignores it (BM25 has no fixed scale).
         Scores are the mode's own: cosine, BM25, or the fused reciprocal-rank score.
+        """
+        ...
+
+    def read(self, principal: Principal, *, narrowing: models.Filter, limit: int) -> list[ReadableChunk]:
+        """Up to ``limit`` chunks matching ``narrowing`` that ``principal`` may read, in document order.
+
+        No ranking: a read of known chunks (one passage, one document), under the same
+        security filter as a search, so a chunk the caller may not read is never returned.
         """
         ...
 

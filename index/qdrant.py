@@ -47,17 +47,20 @@ from index.payload import (
     DOCUMENT_FIELDS,
     KEYWORD_FIELDS,
     PASSAGE_FIELDS,
+    READ_FIELDS,
     STATE_FIELDS,
     TERM_FIELDS,
     document_state,
+    in_document_order,
     new_version,
     page_of_documents,
     passage,
+    readable_chunk,
     staged_chunks,
     stored_document,
     term_text,
 )
-from index.ports import BackfillReport, IndexedDocument, RetrievalMode, SparseEncoder, SparseVector
+from index.ports import BackfillReport, IndexedDocument, ReadableChunk, RetrievalMode, SparseEncoder, SparseVector
 from index.sparse import ENCODER_FIELD, SPARSE_VECTOR, Bm25Encoder, FusionParams
 
 DENSE_VECTOR = "dense"
@@ -322,6 +325,16 @@ class QdrantChunkIndex:
         )
         [response] = self._call(lambda: self._client.query_batch_points(self._collection, requests=[request]))
         return [passage(point.id, point.payload, point.score) for point in response.points]
+
+    def read(self, principal: Principal, *, narrowing: models.Filter, limit: int) -> list[ReadableChunk]:
+        """Chunks matching ``narrowing`` that ``principal`` may read, in document order (see the port)."""
+        security = security_filter(principal, narrowing=narrowing)
+        records, _ = self._call(
+            lambda: self._client.scroll(
+                self._collection, scroll_filter=security, limit=limit, with_payload=READ_FIELDS, with_vectors=False
+            )
+        )
+        return in_document_order([readable_chunk(record.id, record.payload) for record in records])
 
     # -- the sparse migration ---------------------------------------------------
 

@@ -24,7 +24,7 @@ from qdrant_client import models
 from acl.access import AccessList
 from acl.principal import Principal
 from core.records import DocumentState, Passage, StoredDocument
-from index.ports import BackfillReport, ChunkIndex, IndexedDocument, Reranker, RetrievalMode
+from index.ports import BackfillReport, ChunkIndex, IndexedDocument, ReadableChunk, Reranker, RetrievalMode
 
 
 class CrossEncoderReranker:
@@ -115,6 +115,9 @@ class RerankingIndex:
 
     def documents(self, *, tenant_id: str, offset: int = 0, limit: int = 100) -> list[StoredDocument]:
         return self._inner.documents(tenant_id=tenant_id, offset=offset, limit=limit)
+
+    def read(self, principal: Principal, *, narrowing: models.Filter, limit: int) -> list[ReadableChunk]:
+        return self._inner.read(principal, narrowing=narrowing, limit=limit)
 
     def backfill_sparse(self, *, batch_size: int = 256) -> BackfillReport:
         return self._inner.backfill_sparse(batch_size=batch_size)

@@ -24,16 +24,6 @@ from typing import Protocol
 from core.records import Passage
 
 
-def stored_question(text: str) -> str:
-    """The question as the audit keeps it: the one hook for the content policy.
-
-    Today the question is stored as given. The content policy (redaction of
-    personal data) replaces this function's body; every sink receives what it
-    returns, never the raw question.
-    """
-    return text
-
-
 @dataclass(frozen=True, slots=True)
 class ChunkRef:
     """A retrieved chunk and the document it came from, enough to answer "which answers used document X"."""
@@ -64,7 +54,7 @@ class AnswerAudit:
     object_id: str
     principals: tuple[str, ...]
     groups_complete: bool
-    question: str  # already passed through stored_question()
+    question: str  # as the content policy redacts it (retrieval.policy: ContentPolicy.redact), never raw
     retrieved: tuple[str, ...]  # chunk ids, in rank order
     cited: tuple[str, ...]
     outcome: str
@@ -76,7 +66,11 @@ class AnswerAudit:
     narrowed: tuple[str, ...] = ()  # why the caller's principals were narrowed, if they were
     chunks: tuple[ChunkRef, ...] = ()  # the retrieved chunks with their documents, in rank order
     model: str = ""  # the model behind the generator, where it names one
-    policy: tuple[str, ...] = ()  # content-policy decisions (none are made yet)
+    # The content policy that applied ("policy=name/version@sha256:..."), then its decisions ("stage:rule:action").
+    policy: tuple[str, ...] = ()
+    # The answer text as returned: kept beside the record (store.answer_texts) for feedback and review,
+    # never chained into the audit record itself.
+    answer: str = ""
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     at: float = field(default_factory=time.time)
 

@@ -23,19 +23,14 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+# content_words is re-exported: the extractive generator and older callers import it from here.
+from retrieval.lexicon import META_TERMS, key_terms
+from retrieval.lexicon import content_words as content_words
+
 _CITATION = re.compile(r"\[(\d{1,3})\]")
 _SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+|\n+")
 _ONLY_CITATIONS = re.compile(r"^(?:\[\d{1,3}\]\s*)+[.!?]?$")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
-_WORD = re.compile(r"[a-z0-9]+(?:[.,'][a-z0-9]+)*")
-_STOPWORDS = frozenset(
-    (
-        "a an and are as at be by can could did do does for from had has have how i if in is it its may "
-        "me my of on or our should so than that the their them there these they this to was we were "
-        "what when where which who whom why will with would you your about into any all also get got "
-        "tell please much many "
-    ).split()
-)
 SNIPPET_CHARS = 300
 # Share of a sentence's new content words (those not taken from the question) its sources must hold.
 MIN_SUPPORTED_SHARE = 0.5
@@ -53,11 +48,6 @@ def split_sentences(text: str) -> list[str]:
         else:
             sentences.append(part)
     return sentences
-
-
-def content_words(text: str) -> set[str]:
-    """Lower-case words and numbers that carry meaning (no stop words, no single letters)."""
-    return {w for w in _WORD.findall(text.lower()) if w not in _STOPWORDS and len(w) > 1}
 
 
 def figures(text: str) -> set[str]:
@@ -118,10 +108,12 @@ def check_sentence(
 def _supported(claim: str, source: str, question: str) -> bool:
     if not figures(claim) <= figures(source) | figures(question):
         return False
-    new_words = content_words(claim) - content_words(question)
+    # Stemmed, so that "replans" in a claim is held by "replan" in its source. Words about the
+    # sources themselves ("this comes from the passage") say nothing about the question.
+    new_words = key_terms(claim) - key_terms(question) - META_TERMS
     if not new_words:
-        return False  # it only restates the question
-    held = new_words & content_words(source)
+        return False  # it only restates the question, or only points at a passage
+    held = new_words & key_terms(source)
     return len(held) >= MIN_SUPPORTED_SHARE * len(new_words)
 
 

@@ -1,41 +1,48 @@
 """Versioned prompts for grounded answers.
 
 A prompt is identified by ``name/version``; the version is recorded with every
-answer so a change can be compared in evaluation and rolled back.
+answer so a change can be compared in evaluation and rolled back. Versions are
+TOML files (:mod:`retrieval.prompt_files`) seeded into the state store, where an
+admin activates one per tenant; the answer service asks a :class:`PromptSource`
+for the active one on every request, so an activation applies to the next
+request without a restart.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import Protocol
 
 from core.records import Passage
+from retrieval.prompt_files import builtin_default
+from retrieval.prompt_template import ABSTAIN_ANSWER as ABSTAIN_ANSWER
+from retrieval.prompt_template import PromptTemplate as PromptTemplate
 
-ABSTAIN_ANSWER = "I could not find this in documents you can access."
-
-
-@dataclass(frozen=True, slots=True)
-class PromptTemplate:
-    name: str
-    version: str
-    system: str
-
-    @property
-    def id(self) -> str:
-        return f"{self.name}/{self.version}"
+GROUNDED_ANSWER = "grounded-answer"
+# The shipped default (retrieval/prompt_templates/grounded-answer/v1.toml): what answers use when no
+# store is wired, and what every tenant uses until one of its admins activates another version.
+GROUNDED_ANSWER_V1 = builtin_default(GROUNDED_ANSWER)
 
 
-GROUNDED_ANSWER_V1 = PromptTemplate(
-    name="grounded-answer",
-    version="v1",
-    system=(
-        "You answer employees' questions using only the numbered passages you are given. "
-        "Write one to four short sentences. End every sentence with the number of the passage "
-        "that supports it, in square brackets, like this: The limit is 40 euros [2]. "
-        "Never use knowledge that is not in the passages. If the passages do not answer the "
-        f"question, reply exactly: {ABSTAIN_ANSWER}"
-    ),
-)
+class PromptSource(Protocol):
+    """The version of prompt ``name`` that a tenant's next answer uses.
+
+    Called once per request; the answer uses that one template object for the
+    model and for its record, so an activation racing a request yields either
+    the old or the new version, whole, never a mix.
+    """
+
+    def active(self, tenant_id: str, name: str) -> PromptTemplate: ...
+
+
+class FixedPrompt:
+    """One template for every tenant: runtimes without a state store, tests, and the evaluation of a candidate."""
+
+    def __init__(self, template: PromptTemplate = GROUNDED_ANSWER_V1) -> None:
+        self.template = template
+
+    def active(self, tenant_id: str, name: str) -> PromptTemplate:
+        return self.template
 
 
 def passage_label(passage: Passage) -> str:
@@ -62,5 +69,7 @@ def chat_messages(
     messages = [{"role": "system", "content": template.system}]
     for role, content in history[-6:]:
         messages.append({"role": role, "content": content})
-    messages.append({"role": "user", "content": f"Passages:\n\n{render_passages(passages)}\n\nQuestion: {question}"})
+    messages.append(
+        {"role": "user", "content": template.render_user(passages=render_passages(passages), question=question)}
+    )
     return messages

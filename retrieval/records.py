@@ -10,6 +10,8 @@ import uuid
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from retrieval.policy.decisions import PolicyDecision
+
 
 class AnswerOutcome(StrEnum):
     GROUNDED = "grounded"  # the configured generator's answer passed the citation check
@@ -17,6 +19,7 @@ class AnswerOutcome(StrEnum):
     ABSTAINED = "abstained"  # nothing relevant the caller may read answers the question
     ABANDONED = "abandoned"  # the client left before the answer was complete (streaming only)
     SEARCH = "search"  # not an answer: a search, recorded in the audit with what it returned
+    BLOCKED = "blocked"  # an input rule of the content policy refused the question: nothing was searched
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +46,8 @@ class AnswerResult:
     timings_ms: dict[str, float] = field(default_factory=dict)
     # The answer's audit record has the same id: feedback, review and conversations refer to answers by it.
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    policy: tuple[PolicyDecision, ...] = ()  # what the content policy decided, stage by stage
+    policy_version: str = ""  # the policy that applied: name/version@sha256:<file digest>
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,4 +71,23 @@ class ResultEvent:
     result: AnswerResult
 
 
-AnswerEvent = TokenEvent | ReplaceEvent | ResultEvent
+@dataclass(frozen=True, slots=True)
+class RetrievedEvent:
+    """Sent before generation when the caller asks for progress: how many permitted passages were found.
+
+    ``sources`` are those passages as citations (numbered as the model reads them): what the answer's
+    citations would show this caller anyway, sent while the model is still reading.
+    """
+
+    passages: int
+    sources: tuple[Citation, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedEvent:
+    """Sent (with progress) while the question waits for the model: its place in line, 1 = next."""
+
+    position: int
+
+
+AnswerEvent = TokenEvent | ReplaceEvent | ResultEvent | RetrievedEvent | QueuedEvent

@@ -17,5 +17,7 @@ module and one migration:
 Modules: ``database`` (engines, sessions, SQLite and PostgreSQL specifics),
 ``migrate`` (Alembic, programmatic), ``chain`` (the audit hash chain, pure),
 ``audit_tables``/``audit_log``/``audit_verify`` (the tamper-evident audit), ``jobs``
-(ingestion job records).
+(ingestion job records), ``conversations`` (each user's chats), ``retention`` with
+``audit_retention``/``audit_checkpoint`` (windows per kind of record, forget-user, and
+cutting a chain's oldest records behind a verifiable checkpoint).
 """

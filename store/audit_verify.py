@@ -17,6 +17,8 @@ from the end, or appended around the store, show here), and any anchor taken
 earlier (a (seq, hash) an operator kept elsewhere) must still be in the chain:
 an anchor is what catches an attacker who rewrites the whole chain, since a
 chain without a secret can be recomputed by whoever can write the database.
+A chain whose oldest records audit retention removed is verified from its
+checkpoint on (see :mod:`store.audit_checkpoint`).
 All of it is read in one snapshot, so appends during verification are not
 mistaken for tampering.
 """
@@ -34,6 +36,7 @@ from typing import Any
 from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
 
+from store.audit_checkpoint import Checkpoint, retained_start
 from store.audit_log import RecordKind, source_key
 from store.audit_tables import AuditChunkRow, AuditHead, AuditRecordRow
 from store.chain import GENESIS, record_hash, sha256_hex
@@ -75,6 +78,7 @@ class ChainResult:
     head_hash: str
     erased: int
     problem: Problem | None
+    truncated_through: int = 0  # the last position audit retention removed (0: the chain is whole)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +114,9 @@ def verify(
         present = set(session.execute(select(AuditRecordRow.chain).distinct()).scalars())
         names = sorted(set(chains) if chains is not None else present | set(heads))
         results = tuple(
-            _ChainCheck(session, chain, heads.get(chain), (anchors or {}).get(chain), batch_size).run()
+            _ChainCheck(
+                session, chain, heads.get(chain), (anchors or {}).get(chain), batch_size, retained_start(session, chain)
+            ).run()
             for chain in names
         )
     return Verification(chains=results, seconds=time.perf_counter() - started)
@@ -118,27 +124,36 @@ def verify(
 
 class _ChainCheck:
     def __init__(
-        self, session: Session, chain: str, head: AuditHead | None, anchor: tuple[int, str] | None, batch_size: int
+        self,
+        session: Session,
+        chain: str,
+        head: AuditHead | None,
+        anchor: tuple[int, str] | None,
+        batch_size: int,
+        start: Checkpoint | None = None,
     ) -> None:
         self._session = session
         self._chain = chain
         self._head = head
         self._anchor = anchor
         self._batch_size = batch_size
-        self._expected_seq = 1
-        self._prev_hash = GENESIS
+        self._start = start  # records up to start.seq were removed by audited retention
+        self._expected_seq = start.seq + 1 if start is not None else 1
+        self._prev_hash = start.hash if start is not None else GENESIS
         self._erased: dict[int, str] = {}  # erased positions not yet explained by an erasure record
         self._erased_total = 0
 
     def run(self) -> ChainResult:
         problem = self._records() or self._erasures() or self._end()
+        truncated = self._start.seq if self._start is not None else 0
         return ChainResult(
             chain=self._chain,
-            records=self._expected_seq - 1,
+            records=self._expected_seq - 1 - truncated,
             head_seq=self._head.seq if self._head else 0,
             head_hash=self._head.hash if self._head else GENESIS,
             erased=self._erased_total,
             problem=problem,
+            truncated_through=truncated,
         )
 
     def _records(self) -> Problem | None:
@@ -154,7 +169,7 @@ class _ChainCheck:
         records, chunk_rows = AuditRecordRow.__table__, AuditChunkRow.__table__
         # The chunk rows as plain tuples in the order _index compares them: (position, ids..., cited).
         chunk_columns = [chunk_rows.c[name] for name in ("seq", *_CHUNK_FIELDS)]
-        after = 0
+        after = self._expected_seq - 1
         while True:
             batch = self._session.execute(
                 select(records)
@@ -283,6 +298,12 @@ class _ChainCheck:
         return None
 
     def _anchored(self, seq: int, hash_: str, *, last: int) -> Problem | None:
+        if self._start is not None and seq <= self._start.seq:
+            if (seq, hash_) == (self._start.seq, self._start.hash):
+                return None
+            # Not skipped: a forged truncation would otherwise hide a rewrite of the anchored part.
+            detail = f"the anchored record was removed by audit retention (through {self._start.seq}): save new anchors"
+            return self._at_end(seq, ProblemKind.ANCHOR_MISMATCH, detail)
         if seq > last:
             return self._at_end(seq, ProblemKind.ANCHOR_MISMATCH, f"the anchored record {seq} is gone")
         found = self._session.execute(

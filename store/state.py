@@ -4,11 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from store.audit_log import AuditLog, SqlAuditSink
+from retrieval.prompt_files import builtin_prompts
+from store.audit_log import AuditLog
 from store.audit_query import AuditReader
+from store.conversations import ConversationStore
 from store.database import Database
+from store.feedback import FeedbackStore
 from store.jobs import SqlJobStore
 from store.migrate import current_revision, head_revision, upgrade
+from store.prompt_source import StorePromptSource
+from store.prompts import PromptStore
+from store.review import ReviewQueue
+from store.review_sink import ReviewingAuditSink
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,15 +32,20 @@ class Store:
     audit: AuditLog
     reader: AuditReader
     jobs: SqlJobStore
+    conversations: ConversationStore
+    prompts: PromptStore
+    prompt_source: StorePromptSource  # the answer service's: the tenant's active prompt, read per request
+    feedback: FeedbackStore
+    review: ReviewQueue
 
     @property
     def trail(self) -> AuditTrail:
         return AuditTrail(log=self.audit, reader=self.reader)
 
     @property
-    def audit_sink(self) -> SqlAuditSink:
-        """The answer service's audit sink (retrieval.audit.AuditSink)."""
-        return SqlAuditSink(log=self.audit)
+    def audit_sink(self) -> ReviewingAuditSink:
+        """The answer service's audit sink (retrieval.audit.AuditSink): the record, the answer's text, review items."""
+        return ReviewingAuditSink(log=self.audit, queue=self.review)
 
     def close(self) -> None:
         self.database.dispose()
@@ -64,6 +76,8 @@ def open_store(
                     f"the state store's schema is at {found or 'nothing'}, this version needs {needed}: "
                     "run `clearance db upgrade` (or start with CLEARANCE_STORE__MIGRATE=true)"
                 )
+        # The shipped prompt versions, stored once; a built-in edited under the same version refuses to open.
+        PromptStore(database=database, audit=AuditLog(database=database)).seed(builtin_prompts())
     except BaseException:
         database.dispose()
         raise
@@ -73,4 +87,9 @@ def open_store(
         audit=audit,
         reader=AuditReader(database=database),
         jobs=SqlJobStore(database=database, audit=audit),
+        conversations=ConversationStore(database=database),
+        prompts=PromptStore(database=database, audit=audit),
+        prompt_source=StorePromptSource(database=database),
+        feedback=FeedbackStore(database=database),
+        review=ReviewQueue(database=database),
     )

@@ -113,3 +113,30 @@ def test_the_page_parses_server_sent_events_split_anywhere(tmp_path: Path) -> No
         ["citations", {"citations": [{"id": 1}]}],
         ["done", {"outcome": "grounded"}],
     ]
+
+
+def test_progress_is_sent_first_only_when_asked(client: TestClient) -> None:
+    from tests.test_api import sse_events
+
+    token = client.post("/dev/token", json={"user": "admin"}).json()["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    for progress in (True, False):
+        body = {"question": "What is the travel per diem?", "stream": True, "progress": progress}
+        with client.stream("POST", "/v1/chat", json=body, headers=headers) as response:
+            names = [name for name, _ in sse_events(response.read().decode())]
+        assert (names[0] == "progress") is progress and names.count("progress") == int(progress)
+        assert names[-1] == "done"
+
+
+def test_sample_users_get_questions_they_may_ask(tmp_path: Path) -> None:
+    from acl.dev.suggestions import load_suggestions
+    from clearance.settings import REPO_ROOT
+
+    suggestions = load_suggestions(REPO_ROOT / "samples" / "questions.json")
+    questions = json.loads((REPO_ROOT / "samples" / "questions.json").read_text(encoding="utf-8"))
+    visible = {(q["question"], user) for q in questions for user in q["visible_to"]}
+    assert suggestions["bob"] and suggestions["erin"]
+    assert all((q, user) in visible for user, asked in suggestions.items() for q in asked)
+    broken = tmp_path / "questions.json"
+    broken.write_text("{not json", encoding="utf-8")
+    assert load_suggestions(broken) == {} and load_suggestions(tmp_path / "missing.json") == {}

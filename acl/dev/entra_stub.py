@@ -10,7 +10,8 @@ only the authority (``stub.url``), the Graph URL (``stub.graph_url``) and the CA
   their union (``/common/discovery/v2.0/keys``), with key rotation;
 - a token endpoint (``/{tid}/oauth2/v2.0/token``) for client credentials and
   on-behalf-of (the incoming assertion's signature, issuer, audience and
-  lifetime are checked, as Entra does);
+  lifetime are checked, as Entra does); on-behalf-of for the Clearance API's own
+  audience (a Teams bot's exchange) yields a delegated API token for that person;
 - Graph under ``/graph/v1.0``: ``users/{oid}/getMemberObjects``,
   ``me/transitiveMemberOf/microsoft.graph.group`` (paged with ``@odata.nextLink``),
   ``users/{oid}`` and ``me`` (``userType``);
@@ -337,6 +338,7 @@ class EntraStub:
         resource = requested[0].removesuffix("/.default")
         grant = form.get("grant_type")
         user: str | None = None
+        assertion: dict[str, Any] = {}
         if grant == _JWT_BEARER and form.get("requested_token_use") == "on_behalf_of":
             try:
                 assertion = self._verify(form.get("assertion", ""), tenant_id, client.api_audiences)
@@ -345,7 +347,14 @@ class EntraStub:
             user = str(assertion["oid"]).lower()
         elif grant != "client_credentials":
             return _Reply(400, {"error": "unsupported_grant_type"})
-        token = self._graph_token(tenant_id, client_id=form["client_id"], resource=resource, user=user)
+        if user is not None and resource == self.api_audience:
+            # On-behalf-of for the Clearance API itself (a Teams bot's exchange): a delegated API token
+            # for the same person, carrying their groups and, as Entra does, only the acct the assertion had.
+            token = self.mint_access_token(
+                tenant_id=tenant_id, object_id=user, client_id=form["client_id"], acct=assertion.get("acct")
+            )
+        else:
+            token = self._graph_token(tenant_id, client_id=form["client_id"], resource=resource, user=user)
         reply: dict[str, Any] = {"token_type": "Bearer", "expires_in": 3599, "access_token": token}
         if user is not None:
             reply["scope"] = " ".join(requested)

@@ -31,6 +31,7 @@ def users(dev: DevIdentityDep) -> dict[str, Any]:
                 "group_count": len(u.groups),
                 "roles": list(u.roles),
                 "guest": u.guest,
+                "suggested_questions": list(dev.suggestions.get(u.name, ())),
             }
             for u in directory.users
         ]

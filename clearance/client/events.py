@@ -44,6 +44,7 @@ class DoneEvent(ResponseModel):
     prompt: str
     timings_ms: dict[str, float]
     access: Access
+    answer_id: str | None = None  # what feedback refers to (servers before it was added send none)
 
 
 ChatEvent = TokenEvent | ReplaceEvent | CitationsEvent | DoneEvent
@@ -105,4 +106,5 @@ class StreamedAnswer:
             prompt=done.prompt,
             timings_ms=done.timings_ms,
             access=done.access,
+            answer_id=done.answer_id,
         )

@@ -70,6 +70,7 @@ class ChatResponse(ResponseModel):
     prompt: str
     timings_ms: dict[str, float]
     access: Access
+    answer_id: str | None = None  # what feedback refers to (servers before it was added send none)
 
 
 class Turn(BaseModel):

@@ -32,6 +32,7 @@ from clearance.settings import Mode, Settings
 from core.errors import ClearanceError
 from core.records import Passage
 from index.ports import Embedder
+from retrieval.prompts import PromptSource
 from retrieval.records import AnswerOutcome, AnswerResult
 
 # Re-minted before this age so that a long run (BEIR) never presents an expired token.
@@ -98,8 +99,13 @@ def run_set(
     judge: Judge | None = None,
     progress: Progress | None = None,
     query_cache: QueryCache = QueryCache.OFF,
+    prompts: PromptSource | None = None,
 ) -> RunResult:
-    """Ingests the set's corpus into a fresh index and asks every item; the index is gone afterwards."""
+    """Ingests the set's corpus into a fresh index and asks every item; the index is gone afterwards.
+
+    ``prompts``: the prompt every answer uses (a candidate version under evaluation); default: the
+    scratch store's, which is the built-in default.
+    """
     with tempfile.TemporaryDirectory(prefix="clearance-eval-") as scratch_name:
         scratch = Path(scratch_name)
         directory = None
@@ -107,7 +113,7 @@ def run_set(
             directory = scratch / "users.json"
             directory.write_text(json.dumps(eval_set.directory), encoding="utf-8")
         run_settings = evaluation_settings(settings, scratch, directory=directory, query_cache=query_cache)
-        runtime = build_runtime(run_settings, embedder=embedder)
+        runtime = build_runtime(run_settings, embedder=embedder, prompts=prompts)
         try:
             ingest = eval_set.corpus.ingest(runtime)
             if ingest.errors:

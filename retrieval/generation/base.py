@@ -2,7 +2,10 @@
 
 A generator receives the caller's question and the passages that caller may
 read, numbered from 1, and yields the answer text in pieces (for streaming).
-It is never given anything else: no ACLs, no other caller's passages. A
+It is never given anything else: no ACLs, no other caller's passages. The
+answer service passes the tenant's active ``prompt`` version with every request
+(None: the generator's own default); a generator that reads no prompt (the
+extractive one) ignores it. A
 generator checks ``cancel`` between pieces and stops (releasing its model)
 once it is set, so an abandoned stream frees the model at once.
 """
@@ -14,6 +17,7 @@ from typing import Protocol
 
 from core.cancel import Cancellation
 from core.records import Passage
+from retrieval.prompt_template import PromptTemplate
 
 
 class AnswerGenerator(Protocol):
@@ -29,4 +33,5 @@ class AnswerGenerator(Protocol):
         passages: Sequence[Passage],
         history: Sequence[tuple[str, str]] = (),
         cancel: Cancellation | None = None,
+        prompt: PromptTemplate | None = None,
     ) -> Iterator[str]: ...

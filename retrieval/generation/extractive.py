@@ -6,8 +6,10 @@ from collections.abc import Iterator, Sequence
 
 from core.cancel import Cancellation
 from core.records import Passage
-from retrieval.citations import content_words, split_sentences
-from retrieval.prompts import ABSTAIN_ANSWER
+from retrieval.citations import split_sentences
+from retrieval.lexicon import key_terms
+from retrieval.prompts import ABSTAIN_ANSWER, PromptTemplate
+from retrieval.support import right_kind
 
 
 class ExtractiveGenerator:
@@ -32,23 +34,26 @@ class ExtractiveGenerator:
         passages: Sequence[Passage],
         history: Sequence[tuple[str, str]] = (),
         cancel: Cancellation | None = None,
+        prompt: PromptTemplate | None = None,
     ) -> Iterator[str]:
+        # ``prompt`` is accepted for the port and ignored: selected sentences read no instructions.
         answer = self.answer(question=question, passages=passages)
         for word in answer.split(" "):
             yield word + " "
 
     def answer(self, *, question: str, passages: Sequence[Passage]) -> str:
-        wanted = content_words(question)
+        wanted = key_terms(question)
         if not wanted:
             return ABSTAIN_ANSWER
         scored: list[tuple[float, int, int, str]] = []
         for number, passage in enumerate(passages, start=1):
-            context = content_words(f"{passage.title} {passage.section or ''}")
-            for position, sentence in enumerate(split_sentences(passage.text)):
-                words = content_words(sentence)
-                hits = len(wanted & words)
-                if not hits:
-                    continue
+            context = key_terms(f"{passage.title} {passage.section or ''} {passage.page_name or ''}")
+            for position, (sentence, row) in enumerate(_units(passage.text)):
+                words = key_terms(sentence)
+                # A table row rarely repeats what its table is about ("per diem"): where it sits does.
+                hits = len(wanted & (words | context)) if row else len(wanted & words)
+                if not hits or not right_kind(question, sentence).supported:
+                    continue  # a sentence without the kind of figure the question asks for cannot answer it
                 coverage = len(wanted & (words | context)) / len(wanted)
                 # Earlier passages ranked higher in retrieval; ties go to them.
                 score = coverage + 0.1 * hits / len(wanted) - 0.01 * number
@@ -58,6 +63,37 @@ class ExtractiveGenerator:
         if not chosen:
             return ABSTAIN_ANSWER
         return " ".join(f"{_without_end(sentence)} [{number}]." for _, number, _, sentence in chosen)
+
+
+def answer_units(text: str) -> list[str]:
+    """The passage's sentences, with each table row (``a | b`` lines) rendered as "header: cell" pairs.
+
+    A row on its own ("$16 | $22 | $40 | $78") says nothing; with its headers it is a
+    sentence that can be cited and checked ("Region: United States ...; Dinner: $40; Daily total: $78").
+    """
+    return [unit for unit, _ in _units(text)]
+
+
+def _units(text: str) -> list[tuple[str, bool]]:
+    """Each unit with whether it is a table row."""
+    units: list[tuple[str, bool]] = []
+    header: list[str] | None = None
+    prose: list[str] = []
+    for line in text.splitlines():
+        cells = [cell.strip() for cell in line.split("|")] if "|" in line else []
+        if len(cells) < 2:
+            header = None
+            prose.append(line)
+            continue
+        units += [(sentence, False) for sentence in split_sentences(" ".join(prose))]
+        prose = []
+        if header is None:
+            header = cells
+            continue
+        pairs = [f"{name}: {cell}" if name else cell for name, cell in zip(header, cells, strict=False) if cell]
+        units.append(("; ".join(pairs), True))
+    units += [(sentence, False) for sentence in split_sentences(" ".join(prose))]
+    return units
 
 
 def _without_end(sentence: str) -> str:

@@ -42,10 +42,11 @@ class OpenAICompatibleGenerator:
         passages: Sequence[Passage],
         history: Sequence[tuple[str, str]] = (),
         cancel: Cancellation | None = None,
+        prompt: PromptTemplate | None = None,
     ) -> Iterator[str]:
         import openai
 
-        messages: Any = chat_messages(self._prompt, question=question, passages=passages, history=history)
+        messages: Any = chat_messages(prompt or self._prompt, question=question, passages=passages, history=history)
         try:
             stream = self._client.chat.completions.create(
                 model=self._model, messages=messages, stream=True, max_tokens=self._max_tokens, temperature=0.0

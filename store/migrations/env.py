@@ -11,8 +11,13 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 # Every feature module's tables, so autogenerate (`alembic revision --autogenerate`) sees them all.
+import store.answer_texts
 import store.audit_tables
+import store.conversations
+import store.feedback
 import store.jobs
+import store.prompt_tables
+import store.review
 from store.base import Base
 
 del store  # imported for their tables only

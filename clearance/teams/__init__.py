@@ -1,0 +1,1 @@
+"""Clearance in Microsoft Teams: a bot on the Microsoft 365 Agents SDK that asks as each person."""

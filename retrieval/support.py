@@ -1,0 +1,158 @@
+"""Does a cited answer answer the question asked? The check beyond citation validity and figures.
+
+:mod:`retrieval.citations` keeps the sentences whose citations are valid and
+whose cited passages hold their figures and words. That is not enough for a
+"grounded" badge: "486 tonnes [1]" is faithfully cited from a freight note, and
+still no answer to a question about revenue. An answer passes here when
+
+* it holds a figure (or, for "when", a date word) where the question asks for an
+  amount, a count, a duration or a date, and not only figures of a kind that
+  cannot answer it (a tonnage for revenue, a sum of money for "how many");
+* the passages it cites speak of the question's subject: most of the question's
+  key terms (stemmed) are in them, and the term the question asks about (its
+  head: "revenue" in "What was Brightwater's revenue in Q3?") is one of them;
+* a figure taken from a table is not a line item the question did not ask for
+  while the table has a total beside it ("$40" from the Dinner column for "the per
+  diem", whose daily total is $78).
+
+Restated questions and "X comes from the passage [1]" are refused one sentence
+at a time by the citation check (see ``citations._supported``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from retrieval.lexicon import CONFLICTS, AnswerKind, expected_kind, figure_kinds, key_terms, mentions_time, stem
+
+_CITATION = re.compile(r"\[(\d{1,3})\]")
+# Share of the question's key terms that the cited passages (or the answer) must hold.
+MIN_SUBJECT_SHARE = 0.34
+# Where a question names what it asks about: "what is the <head>", "how much is the <head>".
+# Only with a copula: in "which app is used" or "what caused" the words after the wh-word name a
+# category or a verb, which the answering passage need not repeat.
+_HEAD_PHRASE = re.compile(
+    r"^(?:and\s+)?(?:what|how\s+much|how\s+large|how\s+big)\s+(?:is|was|are|were|will\s+be)\s+"
+    r"(?:the\s+|a\s+|an\s+)?(?P<phrase>[^?]*)",
+    re.IGNORECASE,
+)
+_PHRASE_END = frozenset(
+    "of for in on at to by from with that which who does do did is are was were will would can must should "
+    "has have had after before during".split()
+)
+_TOTAL_HEADER = frozenset(stem(w) for w in ("total", "totals", "overall", "sum", "combined"))
+_CELL_SPLIT = re.compile(r"\s*\|\s*")
+# Words too general to be what a question is about.
+_VAGUE_HEADS = frozenset(
+    stem(w) for w in "number amount value name date time day days kind type way one thing level".split()
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SupportVerdict:
+    supported: bool
+    reason: str = ""  # why not, for logs and tests (never shown to callers)
+
+
+def question_head(question: str) -> str | None:
+    """The stemmed word a "what is the X" question asks about (the last word of X), or None."""
+    match = _HEAD_PHRASE.match(question.strip())
+    if match is None:
+        return None
+    words: list[str] = []
+    for raw in re.findall(r"[A-Za-z][A-Za-z0-9'\-]*", match.group("phrase")):
+        word = raw.lower()
+        if word in _PHRASE_END:
+            break
+        words.append(word)
+    if not words:
+        return None
+    head = stem(words[-1].removesuffix("'s"))
+    return None if head in _VAGUE_HEADS or len(head) < 3 else head
+
+
+def answers_question(question: str, answer: str, passage_texts: Sequence[str]) -> SupportVerdict:
+    """Whether ``answer`` (already citation-checked, ``[n]`` into ``passage_texts``) answers ``question``."""
+    numbers = {int(n) for n in _CITATION.findall(answer)}
+    cited = [passage_texts[n - 1] for n in sorted(numbers) if 1 <= n <= len(passage_texts)]
+    if not cited:
+        return SupportVerdict(False, "no cited passage")
+    claim = _CITATION.sub(" ", answer)
+    verdict = right_kind(question, claim)
+    if not verdict.supported:
+        return verdict
+    verdict = _on_subject(question, claim, cited)
+    if not verdict.supported:
+        return verdict
+    return _not_a_line_item(question, claim, cited)
+
+
+def right_kind(question: str, claim: str) -> SupportVerdict:
+    """Whether ``claim`` holds a figure (or date word) of a kind that can answer ``question``."""
+    kind = expected_kind(question)
+    if kind is AnswerKind.OPEN:
+        return SupportVerdict(True)
+    asked = set(figure_kinds(question))  # "Q3 2025" in the question is no answer when repeated
+    kinds = [k for k in figure_kinds(claim) if k != "year" or "year" not in asked]
+    if kind is AnswerKind.WHEN:
+        if not kinds and not mentions_time(claim):
+            return SupportVerdict(False, "no date or time in an answer to 'when'")
+    elif not kinds:
+        return SupportVerdict(False, f"no figure in an answer asking for {kind.value}")
+    conflicts = CONFLICTS[kind]
+    if kind is AnswerKind.MONEY and not key_terms(question) & _RATE_WORDS:
+        conflicts = conflicts | {"percent"}
+    if kinds and all(k in conflicts for k in kinds):
+        return SupportVerdict(
+            False, f"only figures of the wrong kind ({', '.join(sorted(set(kinds)))}) for {kind.value}"
+        )
+    return SupportVerdict(True)
+
+
+# Money questions that a percentage can answer: a fee or a discount may be a share.
+_RATE_WORDS = frozenset(stem(w) for w in "fee fees cost costs discount rate rates commission match".split())
+
+
+def _on_subject(question: str, claim: str, cited: Sequence[str]) -> SupportVerdict:
+    wanted = key_terms(question)
+    if not wanted:
+        return SupportVerdict(True)
+    held = key_terms(" ".join(cited)) | key_terms(claim)
+    if len(wanted & held) < MIN_SUBJECT_SHARE * len(wanted):
+        return SupportVerdict(False, "the cited passages do not speak of the question's subject")
+    head = question_head(question)
+    if head is not None and head not in held:
+        return SupportVerdict(False, f"the cited passages never name what the question asks about ({head})")
+    return SupportVerdict(True)
+
+
+def _not_a_line_item(question: str, claim: str, cited: Sequence[str]) -> SupportVerdict:
+    """A figure read from one column of a table row that has a total the question did not exclude."""
+    asked = key_terms(question)
+    figures = {f.strip(".,") for f in re.findall(r"[$€£]?\d[\d,.]*", claim)}
+    for text in cited:
+        rows = [_CELL_SPLIT.split(line.strip()) for line in text.splitlines() if line.count("|") >= 1]
+        if len(rows) < 2:
+            continue
+        header = [key_terms(cell) for cell in rows[0]]
+        totals = [i for i, terms in enumerate(header) if terms & _TOTAL_HEADER]
+        if not totals:
+            continue
+        for row in rows[1:]:
+            for index, cell in enumerate(row):
+                value = cell.strip()
+                if not value or index >= len(header) or index in totals:
+                    continue
+                if not any(value.endswith(f) or f.endswith(value) for f in figures if any(c.isdigit() for c in f)):
+                    continue
+                if _mentions_total(claim, row, totals):
+                    continue
+                if header[index] and not header[index] & asked:
+                    return SupportVerdict(False, "a line item of a table with a total, not what was asked")
+    return SupportVerdict(True)
+
+
+def _mentions_total(claim: str, row: Sequence[str], totals: Sequence[int]) -> bool:
+    return any(index < len(row) and row[index].strip() and row[index].strip() in claim for index in totals)
