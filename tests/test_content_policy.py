@@ -142,6 +142,22 @@ def test_log_records_are_redacted_whoever_logs_them(caplog: pytest.LogCaptureFix
     assert "[EMAIL]" in caplog.text
 
 
+def test_a_redacted_access_log_line_keeps_the_arguments_its_formatter_unpacks(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from uvicorn.logging import AccessFormatter
+
+    install_log_redaction(POLICY.redact)
+    with caplog.at_level(logging.INFO):
+        logging.getLogger("uvicorn.access").info(
+            '%s - "%s %s HTTP/%s" %d', "10.1.2.3:51000", "GET", f"/v1/x?mail={EMAIL}", "1.1", 200
+        )
+    record = caplog.records[-1]
+    line = AccessFormatter(fmt="%(client_addr)s %(request_line)s %(status_code)s").format(record)
+    assert EMAIL not in line and "10.1.2.3" not in line
+    assert "GET" in line and "200" in line
+
+
 # -- passage rules -----------------------------------------------------------------------------------------------
 
 

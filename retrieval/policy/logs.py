@@ -30,7 +30,7 @@ def _redacting_factory(inner: Callable[..., logging.LogRecord]) -> Callable[...,
             return record
         cleaned = redact(message)
         if cleaned != message:
-            record.msg, record.args = cleaned, None
+            record.msg, record.args = _redacted_parts(record, redact) or (cleaned, None)
         if record.exc_info and record.exc_info[1] is not None:
             # Formatted now, redacted, and cached where formatters look for it.
             record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
@@ -39,6 +39,23 @@ def _redacting_factory(inner: Callable[..., logging.LogRecord]) -> Callable[...,
 
     factory.__dict__["clearance_redacting"] = True
     return factory
+
+
+def _redacted_parts(record: logging.LogRecord, redact: Callable[[str], str]) -> tuple[Any, Any] | None:
+    """The record's format and arguments each redacted, when that leaves nothing to redact; else None.
+
+    Some formatters read the arguments themselves (uvicorn's access log unpacks
+    five of them): keeping their shape keeps those lines, and the message is
+    only collapsed into one redacted string when the parts cannot be cleaned apart.
+    """
+    if not isinstance(record.args, tuple) or not record.args or not isinstance(record.msg, str):
+        return None
+    args = tuple(redact(arg) if isinstance(arg, str) else arg for arg in record.args)
+    try:
+        message = record.msg % args
+    except (TypeError, ValueError):
+        return None
+    return (record.msg, args) if redact(message) == message else None
 
 
 def install_log_redaction(redact: Callable[[str], str]) -> None:
