@@ -18,19 +18,38 @@ from acl.principal import Principal
 from api.deps import owner_of
 from api.schemas import ChatRequest
 from core.errors import NotFoundError
+from retrieval.documents import DocumentReader
 from retrieval.records import AnswerResult
-from store.conversations import ConversationStore, Exchange
+from store.conversations import ConversationStore, Exchange, ReadableChunks
 
 
-def begin(conversations: ConversationStore | None, principal: Principal, body: ChatRequest) -> Exchange:
-    """The history for this question, and whether and where its answer is kept (blocking: a store read)."""
+def begin(
+    conversations: ConversationStore | None,
+    principal: Principal,
+    body: ChatRequest,
+    *,
+    readable: ReadableChunks | None,
+) -> Exchange:
+    """The history for this question, and whether and where its answer is kept (blocking: a store read).
+
+    ``readable``: which chunk ids the caller may read now (earlier answers citing others are not history).
+    """
     client_history = [(turn.role.value, turn.content) for turn in body.history]
     owner = owner_of(principal)
     if conversations is not None:
-        return conversations.begin(owner, conversation_id=body.conversation_id, client_history=client_history)
+        return conversations.begin(
+            owner, conversation_id=body.conversation_id, client_history=client_history, readable=readable
+        )
     if body.conversation_id is not None:
         raise NotFoundError("no such conversation")
     return Exchange(owner=owner, history=tuple(client_history), conversation_id=None, keep=False)
+
+
+def readable_now(documents: DocumentReader | None, principal: Principal) -> ReadableChunks | None:
+    """Which chunk ids the caller may read now, through the index's security filter; None (nobody) without one."""
+    if documents is None:
+        return None
+    return lambda chunk_ids: documents.readable_chunks(principal, chunk_ids)
 
 
 def finish(

@@ -201,6 +201,7 @@ class JobOut(BaseModel):
     warnings: list[FileIssueOut]
     timings: dict[str, float]
     failure: str | None
+    cancel_requested_at: float | None = None
 
     @classmethod
     def of(cls, job: JobRecord) -> Self:

@@ -32,6 +32,7 @@ import os
 import platform
 import statistics
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -304,7 +305,14 @@ def run_one(
     try:
         index.ensure_schema()
         started = time.perf_counter()
-        write_corpus(index, corpus, publish_all)
+        if isinstance(index, EdgeChunkIndex) and args.write == "bulk":
+            with index.bulk_load():
+                write_corpus(index, corpus, publish_all)
+                # The rest of write_s is the one optimize() that builds every graph.
+                extra = {**extra, "write_path": "bulk", "points_written_s": round(time.perf_counter() - started, 1)}
+        else:
+            write_corpus(index, corpus, publish_all)
+            extra = {**extra, "write_path": "port"}
         write_s = time.perf_counter() - started
         if isinstance(index, EdgeChunkIndex):
             extra = {**extra, "after_write": index.stats()}
@@ -400,6 +408,41 @@ _QUERY_WORDS = np.array(
 )
 
 
+class LoadSampler:
+    """The 1-minute load average every ``every_s`` seconds while a run lasts: on a shared machine the
+    latency figures mean little without it."""
+
+    def __init__(self, every_s: float = 30.0) -> None:
+        self._every = every_s
+        self._samples: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, name="load-sampler", daemon=True)
+
+    def __enter__(self) -> LoadSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        while True:
+            self._samples.append(os.getloadavg()[0])
+            if self._stop.wait(self._every):
+                return
+
+    def summary(self) -> dict[str, float | int]:
+        samples = self._samples or [os.getloadavg()[0]]
+        return {
+            "samples": len(samples),
+            "every_s": self._every,
+            "min": round(min(samples), 2),
+            "mean": round(statistics.fmean(samples), 2),
+            "max": round(max(samples), 2),
+        }
+
+
 def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_arguments(parser)
@@ -416,6 +459,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--variant", action="append", choices=sorted(VARIANTS), help="engine tunings (default: chosen)")
     parser.add_argument("--skip-local", action="store_true")
     parser.add_argument(
+        "--write",
+        choices=("bulk", "port"),
+        default="bulk",
+        help="the engine's corpus: one bulk load (EdgeChunkIndex.bulk_load) or an optimize per document write",
+    )
+    parser.add_argument("--scratch", type=Path, default=None, help="folder for the shard (default: the system's temp)")
+    parser.add_argument(
         "--e2e-queries", type=int, default=100, help="POST /v1/search per caller over the chosen shard (0: skip)"
     )
 
@@ -424,16 +474,19 @@ def measure_search(args: argparse.Namespace) -> dict[str, Any]:
     """Every implementation's filtered search at the chosen size, and ``/v1/search`` over the chosen shard."""
     chunks = 1_000_000 if args.million else args.chunks
     load_at_start = os.getloadavg()[0]
-    results: list[dict[str, Any]] = [] if args.skip_local else [run_local(args, chunks)]
-    corpus = build_corpus(chunks, args.dimension, args.seed)
-    end_to_end: dict[str, Any] | None = None
-    for variant in args.variant or ["chosen"]:
-        tuning = VARIANTS[variant]
-        with tempfile.TemporaryDirectory(prefix="clearance-edge-bench-") as folder:
-            index = EdgeChunkIndex(path=Path(folder), dimension=args.dimension, tuning=tuning)
-            results.append(run_one(f"edge:{variant}", index, corpus, args, args.queries, {"tuning": asdict(tuning)}))
-            if variant == "chosen" and args.e2e_queries and args.dimension == 384:
-                end_to_end = measure_search_e2e(Path(folder), corpus, make_callers(corpus, args.seed), args.e2e_queries)
+    with LoadSampler() as load:
+        results: list[dict[str, Any]] = [] if args.skip_local else [run_local(args, chunks)]
+        corpus = build_corpus(chunks, args.dimension, args.seed)
+        end_to_end: dict[str, Any] | None = None
+        for variant in args.variant or ["chosen"]:
+            tuning = VARIANTS[variant]
+            with tempfile.TemporaryDirectory(prefix="clearance-edge-bench-", dir=args.scratch) as folder:
+                index = EdgeChunkIndex(path=Path(folder), dimension=args.dimension, tuning=tuning)
+                extra = {"tuning": asdict(tuning)}
+                results.append(run_one(f"edge:{variant}", index, corpus, args, args.queries, extra))
+                if variant == "chosen" and args.e2e_queries and args.dimension == 384:
+                    callers = make_callers(corpus, args.seed)
+                    end_to_end = measure_search_e2e(Path(folder), corpus, callers, args.e2e_queries)
     return {
         "benchmark": "permission-filtered search",
         "machine": {
@@ -442,6 +495,7 @@ def measure_search(args: argparse.Namespace) -> dict[str, Any]:
             "python": platform.python_version(),
             # Latency on a shared machine moves with its load: the 1-minute load average, start and end.
             "load_average": [round(load_at_start, 2), round(os.getloadavg()[0], 2)],
+            "load_average_during": load.summary(),
         },
         "dimension": args.dimension,
         "top_k": TOP_K,

@@ -22,7 +22,7 @@ from clearance.settings import Mode, Settings, is_loopback_host
 from clearance.store_cli import audit_app, db_app
 from clearance.teams.cli import teams_app
 from core.errors import ClearanceError
-from ingest.jobs import JobRecord, JobStatus
+from ingest.jobs import FINISHED, JobRecord, JobStatus
 from ingest.source import DocumentSource
 from retrieval.records import Citation
 
@@ -203,6 +203,35 @@ def jobs_show(
     finished = _local_time(job.finished_at) if job.finished_at else "not finished"
     console.print(f"started {started}, finished {finished}", highlight=False)
     _print_job(job)
+
+
+@jobs_app.command("cancel")
+def jobs_cancel(job_id: str) -> None:
+    """Cancel a job: a queued one never starts, a running one stops after the files in hand (it polls)."""
+    from clearance.compose import build_store
+    from clearance.store_cli import operator
+
+    store = build_store(_settings())
+    try:
+        before = store.jobs.get(job_id).status
+        job = store.jobs.request_cancel(job_id)
+        store.audit.record_admin_action(
+            tenant_id=job.tenant_id,
+            actor=operator(),
+            action="ingest.job.cancel",
+            target=job.id,
+            detail={"source": job.source, "status": job.status.value, "route": "cli"},
+        )
+    except ClearanceError as exc:
+        raise _fail(str(exc)) from exc
+    finally:
+        store.close()
+    if before in FINISHED:
+        console.print(f"{job.id} had already finished ({job.status.value}); nothing to cancel", highlight=False)
+    elif job.status is JobStatus.CANCELLED:
+        console.print(f"{job.id} cancelled", highlight=False)
+    else:
+        console.print(f"{job.id} cancel requested: it stops after the files in hand", highlight=False)
 
 
 def _local_time(stamp: float) -> str:

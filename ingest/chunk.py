@@ -11,6 +11,7 @@ import re
 
 from core.records import ChunkDraft
 from ingest.parse.elements import ElementKind, ParsedDocument, ParsedElement
+from ingest.parse.tables import is_row_table
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _MAX_SECTION_CHARS = 200
@@ -43,6 +44,14 @@ def chunk_document(document: ParsedDocument, *, max_chars: int = 1000) -> list[C
         if page != buffer_page:
             flush()
             buffer_page = page
+        if element.kind is ElementKind.TABLE and is_row_table(text):
+            # A table's chunks hold only its rows, each chunk under the header row, so that every row can be
+            # read with its column names (and no other table's rows run into it).
+            flush()
+            for piece in _split_table(text, max_chars):
+                buffer.append(piece)
+                flush()
+            continue
         for piece in _split(text, max_chars):
             if buffer and sum(len(b) + 1 for b in buffer) + len(piece) > max_chars:
                 flush()
@@ -68,6 +77,25 @@ def _split(text: str, max_chars: int) -> list[str]:
                 current = f"{current} {part}" if current else part
     if current:
         pieces.append(current)
+    return pieces
+
+
+def _split_table(text: str, max_chars: int) -> list[str]:
+    """Row lines in pieces of at most ``max_chars`` (a longer row is cut at words), each under the header row."""
+    header, *rows = text.splitlines()
+    if len(text) <= max_chars or not rows:
+        return [text]
+    budget = max(max_chars - len(header) - 1, max_chars // 2)  # a very wide header still leaves room for rows
+    pieces: list[str] = []
+    current: list[str] = []
+    for row in rows:
+        for part in _hard_split(row, budget):
+            if current and sum(len(r) + 1 for r in current) + len(part) > budget:
+                pieces.append("\n".join([header, *current]))
+                current = []
+            current.append(part)
+    if current:
+        pieces.append("\n".join([header, *current]))
     return pieces
 
 

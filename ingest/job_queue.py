@@ -48,14 +48,14 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import Retries
 
 from core.errors import ClearanceError, NotFoundError
-from ingest.jobs import JobRecord, JobRecordStore, JobStatus
+from ingest.jobs import FINISHED, JobRecord, JobRecordStore, JobStatus
 from ingest.source import DocumentSource, FilesystemSource
 from ingest.source_lock import SourceLock, source_lock_key
 
 log = logging.getLogger(__name__)
 
 ACTOR_NAME = "clearance_ingest"
-_FINISHED = frozenset({JobStatus.SUCCEEDED, JobStatus.COMPLETED_WITH_ERRORS, JobStatus.FAILED})
+_FINISHED = FINISHED  # cancelled included: a message of a cancelled job is dropped, never run
 _ATTEMPTS_TTL_SECONDS = 7 * 86400  # as long as dramatiq keeps a dead message
 _MAX_REDELIVERIES = 100
 # IngestionPipeline.run records an unreachable index this way; it is the failure that waiting can fix.

@@ -6,12 +6,14 @@ Every text in a record is valid UTF-8 (see :func:`safe_text`), so a file name
 that is not can never make a record unwritable or unreadable, and one corrupt
 record never hides the others from a listing.
 
-Runners and queue workers depend only on :class:`JobRecordStore`, the four
+Runners and queue workers depend only on :class:`JobRecordStore`, the five
 methods below; :class:`JobStore` is its file implementation. Several processes
 on one machine may share its folder (the API and ``clearance worker``s): every
 write replaces the whole file atomically, ids are claimed with an exclusive
 link (two processes can never create the same id), and after creation a record
-is written only by the one process running its job.
+is written only by the one process running its job, with one exception: a
+cancellation request, which :meth:`JobRecordStore.request_cancel` keeps where the
+running process's own saves cannot overwrite it (see :mod:`ingest.job_cancel`).
 """
 
 from __future__ import annotations
@@ -64,6 +66,12 @@ class JobStatus(StrEnum):
     SUCCEEDED = "succeeded"
     COMPLETED_WITH_ERRORS = "completed_with_errors"
     FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+#: A job in one of these states never runs again (a queued job cancelled before it started is one).
+FINISHED = frozenset({JobStatus.SUCCEEDED, JobStatus.COMPLETED_WITH_ERRORS, JobStatus.FAILED, JobStatus.CANCELLED})
+CANCELLED_BEFORE_START = "cancelled before it started"
 
 
 class FileOutcome(StrEnum):
@@ -101,6 +109,8 @@ class JobRecord:
     warnings: list[FileIssue] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=lambda: {"parse_s": 0.0, "embed_s": 0.0, "index_s": 0.0})
     failure: str | None = None
+    # When an admin asked to cancel; the process running the job polls for it and stops.
+    cancel_requested_at: float | None = None
 
     def record(self, outcome: FileOutcome) -> None:
         self.counts[outcome.value] += 1
@@ -162,6 +172,16 @@ class JobRecordStore(Protocol):
         """Newest first; with ``tenant_id``, that tenant's jobs only (filtered before the limit)."""
         ...
 
+    def request_cancel(self, job_id: str) -> JobRecord:
+        """Ask for ``job_id`` to stop; returns the record as it now stands (or :class:`NotFoundError`).
+
+        A queued job becomes ``cancelled`` at once and never starts; a running one keeps
+        running until its process sees the request (it polls) and ends it ``cancelled``;
+        a finished one is returned unchanged. The request survives the running process's
+        later saves of the record, and a ``cancelled`` record is never overwritten.
+        """
+        ...
+
 
 class JobStore:
     """Job records as one JSON file each under ``root`` (implements :class:`JobRecordStore`)."""
@@ -185,7 +205,40 @@ class JobStore:
         return self._ids.next()
 
     def save(self, job: JobRecord) -> None:
+        requested = self._cancel_marker(job.id)
+        if requested is not None:
+            stored = self._read(self._root / f"{job.id}.json")
+            if stored is not None and stored.status is JobStatus.CANCELLED:
+                return  # cancelled before it started: final, whatever a runner that raced it thinks
+            job.cancel_requested_at = job.cancel_requested_at or requested
         self._write(job, exclusive=False)
+
+    def request_cancel(self, job_id: str) -> JobRecord:
+        job = self.get(job_id)
+        if job.status in FINISHED:
+            return job
+        # A marker beside the record, made once: the running process rewrites the record
+        # whole every second, so a flag inside it would be lost to the next save.
+        marker = self._root / f"{job.id}.cancel"
+        now = time.time()
+        try:
+            descriptor = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(descriptor, "w", encoding="ascii") as handle:
+                handle.write(repr(now))
+        job = self.get(job_id)
+        if job.status is JobStatus.QUEUED:
+            job.status, job.finished_at, job.failure = JobStatus.CANCELLED, now, CANCELLED_BEFORE_START
+            self._write(job, exclusive=False)
+        return job
+
+    def _cancel_marker(self, job_id: str) -> float | None:
+        try:
+            return float((self._root / f"{job_id}.cancel").read_text(encoding="ascii"))
+        except (OSError, ValueError):
+            return None
 
     def _write(self, job: JobRecord, *, exclusive: bool) -> None:
         path = self._root / f"{job.id}.json"
@@ -211,9 +264,11 @@ class JobStore:
             raise NotFoundError(f"no job {job_id!r}")
         path = self._root / f"{job_id}.json"
         try:
-            return JobRecord.from_dict(json.loads(path.read_text(encoding="utf-8")))
+            job = JobRecord.from_dict(json.loads(path.read_text(encoding="utf-8")))
         except FileNotFoundError:
             raise NotFoundError(f"no job {job_id!r}") from None
+        job.cancel_requested_at = job.cancel_requested_at or self._cancel_marker(job.id)
+        return job
 
     def list(self, *, limit: int = 50, tenant_id: str | None = None) -> list[JobRecord]:
         """Newest first; with ``tenant_id``, that tenant's jobs only (filtered before the limit)."""

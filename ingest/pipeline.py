@@ -26,8 +26,10 @@ write: files embedded together share an embedder call, never a record.
 Bounds: a file over ``max_file_bytes`` is refused before it is read, one over
 ``max_chunks_per_file`` chunks is refused before anything of it is indexed; at
 most ``embed_batch_chunks + parse_workers`` files are parsed ahead.
-Cancelled through ``cancel``, a job starts nothing new, lets the index writes
-already under way finish, and ends ``failed`` saying so.
+Cancelled through ``cancel`` or a cancel request in the job store (polled, see
+:mod:`ingest.job_cancel`), a job starts nothing new, lets the index writes already
+under way finish, and ends ``cancelled`` saying after how many files; a job whose
+request came before it started ends ``cancelled`` without touching the index.
 """
 
 from __future__ import annotations
@@ -51,7 +53,8 @@ from core.records import ChunkDraft, DocumentMeta, DocumentState
 from index.ports import ChunkIndex, Embedder, IndexedDocument
 from ingest.acl_decision import NO_ACL_WARNING, Granted, Nobody, stored_acl
 from ingest.chunk import chunk_document, embedding_text
-from ingest.jobs import FileIssue, FileOutcome, JobRecord, JobRecordStore, JobStatus
+from ingest.job_cancel import DEFAULT_POLL_S, StoredCancellation
+from ingest.jobs import CANCELLED_BEFORE_START, FileIssue, FileOutcome, JobRecord, JobRecordStore, JobStatus
 from ingest.parse.elements import ParsedDocument
 from ingest.source import DocumentSource, SourceItem, file_sha256
 
@@ -150,6 +153,7 @@ class IngestionPipeline:
         max_chunks_per_file: int = DEFAULT_MAX_CHUNKS_PER_FILE,
         parse_workers: int = 1,
         embed_batch_chunks: int = DEFAULT_EMBED_BATCH_CHUNKS,
+        cancel_poll_s: float = DEFAULT_POLL_S,
     ) -> None:
         if max_file_bytes <= 0 or max_chunks_per_file <= 0:
             raise ValueError("max_file_bytes and max_chunks_per_file must be positive")
@@ -164,6 +168,7 @@ class IngestionPipeline:
         self._max_chunks = max_chunks_per_file
         self._parse_workers = parse_workers
         self._embed_batch_chunks = embed_batch_chunks
+        self._cancel_poll_s = cancel_poll_s  # how often a run reads the job store for a cancel request
 
     def run(
         self,
@@ -176,14 +181,19 @@ class IngestionPipeline:
         job = job or self._jobs.create(source=source.display_source, tenant_id=source.tenant_id)
         # Job records go to API clients: they name the source without the server's absolute path.
         job.source = source.display_source
+        cancellation = StoredCancellation(jobs=self._jobs, job_id=job.id, poll_s=self._cancel_poll_s, also=cancel)
+        if cancellation.cancelled:  # asked while it waited in a queue: it never starts
+            job.status, job.failure, job.finished_at = JobStatus.CANCELLED, CANCELLED_BEFORE_START, time.time()
+            self._jobs.save(job)
+            return job
         job.status, job.started_at = JobStatus.RUNNING, time.time()
         self._jobs.save(job)
         try:
-            self._run(source, job, progress, cancel or Cancellation())
+            self._run(source, job, progress, cancellation)
         except IndexUnavailableError as exc:
             job.status, job.failure = JobStatus.FAILED, f"index unavailable: {exc}"
         except _Cancelled:
-            job.status = JobStatus.FAILED
+            job.status = JobStatus.CANCELLED
             job.failure = f"cancelled after {job.files_done} of {job.files_total} files"
         except Exception as exc:  # a bug must still leave a finished, readable record
             log.exception("ingestion job %s failed", job.id)

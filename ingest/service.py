@@ -60,6 +60,12 @@ class IngestionService:
             raise NotFoundError(f"no job {job_id!r}")  # another tenant's jobs do not exist for this admin
         return job
 
+    def cancel(self, *, tenant_id: str, job_id: str) -> JobRecord:
+        """Ask for one of ``tenant_id``'s jobs to stop (see ``JobRecordStore.request_cancel``); a finished job is
+        returned unchanged."""
+        self.get(tenant_id=tenant_id, job_id=job_id)  # another tenant's job does not exist for this admin
+        return self._jobs.request_cancel(job_id)
+
     def wait_idle(self) -> None:
         """Blocks until every queued job has finished (tests, shutdown)."""
         self._runner.wait_idle()

@@ -223,9 +223,13 @@ class AnswerService:
         with self._line() as ticket:
             try:
                 if ticket is not None:
+                    waited = False
                     for position in ticket.positions(cancel):
                         if progress:
+                            waited = True
                             yield QueuedEvent(position)
+                    if waited and not (cancel is not None and cancel.cancelled):
+                        yield QueuedEvent(0)  # its turn: the model reads the passages now
                     timings["queue"] = _ms(started)
                     started = time.perf_counter()
                 if cancel is not None and cancel.cancelled:

@@ -134,6 +134,21 @@ class DocumentReader:
             after=tuple(c for c in context if c.chunk_index > chunk.chunk_index),
         )
 
+    def readable_chunks(self, principal: Principal, chunk_ids: set[str]) -> set[str]:
+        """Which of ``chunk_ids`` ``principal`` may read now (one query under their security filter)."""
+        wanted: list[int | str | uuid.UUID] = []
+        for chunk_id in chunk_ids:
+            try:
+                wanted.append(canonical_id(chunk_id))
+            except NotFoundError:  # not an id: names nothing anyone may read
+                continue
+        if not wanted:
+            return set()
+        found = self._index.read(
+            principal, narrowing=models.Filter(must=[models.HasIdCondition(has_id=wanted)]), limit=len(wanted)
+        )
+        return {chunk.passage.chunk_id for chunk in found}
+
     def document(self, principal: Principal, doc_id: str) -> PermittedDocument:
         doc_id = canonical_id(doc_id)
         chunks = self._index.read(

@@ -92,6 +92,9 @@ for _kind, _words in (
     ("time", "ms millisecond milliseconds second seconds minute minutes hour hours day days week weeks "
      "month months year years"),
     ("items", "robot robots unit units people person employees pallet pallets picks claims"),
+    # "13 March": a day of a month is a date, whatever its digits look like.
+    ("date", "jan january feb february mar march apr april jun june jul july aug august sep sept "
+     "september oct october nov november dec december"),
 ):  # fmt: skip
     for _word in _words.split():
         _UNIT_KINDS.setdefault(_word, _kind)
@@ -124,20 +127,27 @@ def expected_kind(question: str) -> AnswerKind:
 
 
 def figure_kinds(text: str) -> list[str]:
-    """The kind of each figure in ``text``: money, percent, mass, length, time, items, year, or bare (no unit)."""
-    kinds = []
+    """The kind of each figure in ``text``: money, percent, mass, length, time, items, date, year, or bare (no unit)."""
+    return [kind for _, kind in figures(text)]
+
+
+def figures(text: str) -> list[tuple[str, str]]:
+    """Each figure in ``text`` (its digits, without a trailing full stop or comma) with its kind."""
+    kinds: list[tuple[str, str]] = []
     for match in _FIGURE_WITH_UNIT.finditer(text):
         start = match.start()
         before = text[max(0, start - 4) : start]
         unit = (match.group(2) or "").lower()
+        number = match.group(1).rstrip(".,")
         if _CURRENCY.search(before + match.group(1)) or re.search(r"[$€£]\s?$", before):
-            kinds.append("money")
+            kind = "money"
         elif unit == "%":
-            kinds.append("percent")
-        elif _YEAR.match(match.group(1).rstrip(".,")) and unit not in _UNIT_KINDS:
-            kinds.append("year")
+            kind = "percent"
+        elif _YEAR.match(number) and unit not in _UNIT_KINDS:
+            kind = "year"
         else:
-            kinds.append(_UNIT_KINDS.get(unit, "bare"))
+            kind = _UNIT_KINDS.get(unit, "bare")
+        kinds.append((number, kind))
     return kinds
 
 
@@ -148,10 +158,10 @@ def mentions_time(text: str) -> bool:
 
 # Kinds of figure that cannot answer a question of this kind.
 CONFLICTS: dict[AnswerKind, frozenset[str]] = {
-    AnswerKind.MONEY: frozenset({"mass", "length", "time", "items", "year"}),
-    AnswerKind.COUNT: frozenset({"money", "percent", "year"}),
+    AnswerKind.MONEY: frozenset({"mass", "length", "time", "items", "year", "date"}),
+    AnswerKind.COUNT: frozenset({"money", "percent", "year", "date"}),
     AnswerKind.DURATION: frozenset({"money", "percent", "mass", "year"}),
     AnswerKind.WHEN: frozenset({"money", "percent", "mass", "length"}),
-    AnswerKind.AMOUNT: frozenset({"year"}),
+    AnswerKind.AMOUNT: frozenset({"year", "date"}),
     AnswerKind.OPEN: frozenset(),
 }

@@ -85,7 +85,10 @@ class RetrievedEvent:
 
 @dataclass(frozen=True, slots=True)
 class QueuedEvent:
-    """Sent (with progress) while the question waits for the model: its place in line, 1 = next."""
+    """Sent (with progress) while the question waits for the model: its place in line, 1 = next.
+
+    After waiting, position 0 says its turn has come (the model now reads the passages).
+    """
 
     position: int
 

@@ -25,7 +25,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from retrieval.lexicon import CONFLICTS, AnswerKind, expected_kind, figure_kinds, key_terms, mentions_time, stem
+from retrieval.lexicon import CONFLICTS, AnswerKind, expected_kind, figures, key_terms, mentions_time, stem
 
 _CITATION = re.compile(r"\[(\d{1,3})\]")
 # Share of the question's key terms that the cited passages (or the answer) must hold.
@@ -36,6 +36,12 @@ MIN_SUBJECT_SHARE = 0.34
 _HEAD_PHRASE = re.compile(
     r"^(?:and\s+)?(?:what|how\s+much|how\s+large|how\s+big)\s+(?:is|was|are|were|will\s+be)\s+"
     r"(?:the\s+|a\s+|an\s+)?(?P<phrase>[^?]*)",
+    re.IGNORECASE,
+)
+# "How much cash did Brightwater have": the noun between "how much" and the verb is what is asked about.
+_HOW_MUCH_NOUN = re.compile(
+    r"^(?:and\s+)?how\s+much\s+(?P<phrase>[A-Za-z][A-Za-z'\- ]*?)\s+"
+    r"(?:did|does|do|will|would|can|could|has|have|had)\b",
     re.IGNORECASE,
 )
 _PHRASE_END = frozenset(
@@ -58,7 +64,7 @@ class SupportVerdict:
 
 def question_head(question: str) -> str | None:
     """The stemmed word a "what is the X" question asks about (the last word of X), or None."""
-    match = _HEAD_PHRASE.match(question.strip())
+    match = _HEAD_PHRASE.match(question.strip()) or _HOW_MUCH_NOUN.match(question.strip())
     if match is None:
         return None
     words: list[str] = []
@@ -94,8 +100,11 @@ def right_kind(question: str, claim: str) -> SupportVerdict:
     kind = expected_kind(question)
     if kind is AnswerKind.OPEN:
         return SupportVerdict(True)
-    asked = set(figure_kinds(question))  # "Q3 2025" in the question is no answer when repeated
-    kinds = [k for k in figure_kinds(claim) if k != "year" or "year" not in asked]
+    # A figure of the question is no answer when repeated: "Q3 2025", "wave 3 of TernOS 4.2.0".
+    asked = figures(question)
+    asked_numbers = {number for number, _ in asked}
+    asked_year = any(k == "year" for _, k in asked)
+    kinds = [k for number, k in figures(claim) if number not in asked_numbers and (k != "year" or not asked_year)]
     if kind is AnswerKind.WHEN:
         if not kinds and not mentions_time(claim):
             return SupportVerdict(False, "no date or time in an answer to 'when'")

@@ -39,6 +39,8 @@ from store.base import Base
 from store.database import Database
 
 MAX_MESSAGES = 200  # 100 questions and answers; a longer chat is a new conversation
+ReadableChunks = Callable[[set[str]], set[str]]  # chunk ids in, the ones the caller may read now out
+HIDDEN_ANSWER = "This answer is hidden: it cited documents you cannot open now."
 HISTORY_MESSAGES = 20  # what a follow-up hands the model: the same bound as a stateless request's history
 MAX_PAGE = 100
 TITLE_CHARS = 80
@@ -148,9 +150,20 @@ class ConversationStore:
     # -- the chat route ---------------------------------------------------------
 
     def begin(
-        self, owner: Owner, *, conversation_id: str | None, client_history: Sequence[tuple[str, str]] = ()
+        self,
+        owner: Owner,
+        *,
+        conversation_id: str | None,
+        client_history: Sequence[tuple[str, str]] = (),
+        readable: ReadableChunks | None = None,
     ) -> Exchange:
-        """Where a question stands before it is answered; NotFoundError for a conversation the owner lacks."""
+        """Where a question stands before it is answered; NotFoundError for a conversation the owner lacks.
+
+        ``readable`` says which of some chunk ids the caller may read now: an
+        earlier answer that cited anything else (the caller has since lost access,
+        or this token is narrowed) is left out of the history the model gets.
+        Without it no cited answer is handed on.
+        """
         if conversation_id is None:
             history = tuple(client_history)
             return Exchange(owner=owner, history=history, conversation_id=None, keep=not history)
@@ -161,12 +174,14 @@ class ConversationStore:
             if row.turns + 2 > MAX_MESSAGES:
                 raise InvalidInputError(f"this conversation has reached {MAX_MESSAGES} messages: start a new one")
             recent = session.execute(
-                select(MessageRow.role, MessageRow.content)
+                select(MessageRow)
                 .where(MessageRow.conversation_id == row.id)
                 .order_by(MessageRow.position.desc())
                 .limit(HISTORY_MESSAGES)
-            ).all()
-        history = tuple((role, content) for role, content in reversed(recent))
+            ).scalars()
+            messages = [_message(message) for message in reversed(list(recent))]
+        shown = still_readable(messages, readable)
+        history = tuple((m.role, m.content) for m in shown if not hidden(m))
         return Exchange(owner=owner, history=history, conversation_id=row.id, keep=True)
 
     def finish(self, exchange: Exchange, *, question: str, result: AnswerResult) -> str | None:
@@ -316,3 +331,29 @@ def _message(row: MessageRow) -> Message:
         outcome=row.outcome,
         citations=tuple(json.loads(row.citations)) if row.citations is not None else None,
     )
+
+
+def cited_chunks(message: Message) -> set[str]:
+    return {str(c.get("chunk_id")) for c in message.citations or () if isinstance(c, dict)}
+
+
+def still_readable(messages: Sequence[Message], readable: ReadableChunks | None) -> list[Message]:
+    """``messages`` as the caller may see them now: an answer citing a chunk they cannot read is hidden.
+
+    A stored answer is a copy of documents' text; it is shown (and handed to the
+    model as history) only while every passage it cited is still readable by the
+    caller's current token, checked in the index like any search. Unsure (no
+    check available) means hidden.
+    """
+    wanted = set().union(*(cited_chunks(m) for m in messages)) if messages else set()
+    allowed = readable(wanted) if readable is not None and wanted else set()
+    return [
+        m
+        if m.role != "assistant" or cited_chunks(m) <= allowed
+        else dataclasses.replace(m, content=HIDDEN_ANSWER, citations=())
+        for m in messages
+    ]
+
+
+def hidden(message: Message) -> bool:
+    return message.role == "assistant" and message.content == HIDDEN_ANSWER and message.citations == ()

@@ -9,6 +9,7 @@ text is always valid UTF-8), with the columns a listing filters and sorts on.
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from sqlalchemy import Double, Index, String, Text, select
@@ -16,13 +17,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from core.errors import NotFoundError
-from ingest.jobs import JobIds, JobRecord, JobStatus
+from ingest.jobs import CANCELLED_BEFORE_START, FINISHED, JobIds, JobRecord, JobStatus
 from store.audit_log import AuditLog
 from store.base import Base
 from store.database import Database
 
 INGESTION_ACTOR = "system:ingestion"
-_FINISHED = frozenset({JobStatus.SUCCEEDED, JobStatus.COMPLETED_WITH_ERRORS, JobStatus.FAILED})
+_FINISHED = FINISHED
 
 
 class JobRow(Base):
@@ -61,10 +62,20 @@ class SqlJobStore:
         return self._ids.next()  # the file store's format: ids sort in creation order
 
     def save(self, job: JobRecord) -> None:
-        """Replaces the record of ``job.id`` whole; a change to running or finished is audited with it."""
+        """Replaces the record of ``job.id`` whole; a change to running or finished is audited with it.
+
+        Two things of the stored record survive a save, read in the same locked transaction:
+        a cancellation request (the runner's copy may predate it), and a ``cancelled``
+        status (a queued job cancelled while a runner was about to start it stays cancelled).
+        """
         with self._database.write() as session:
             row = session.execute(select(JobRow).where(JobRow.id == job.id).with_for_update()).scalar_one_or_none()
             before = JobStatus(row.status) if row is not None else None
+            if row is not None:
+                stored = _record(row)
+                if before is JobStatus.CANCELLED:
+                    return
+                job.cancel_requested_at = job.cancel_requested_at or stored.cancel_requested_at
             if row is None:
                 session.add(_row(job))
             else:
@@ -89,6 +100,23 @@ class SqlJobStore:
             outcome=job.status.value,
             session=session,
         )
+
+    def request_cancel(self, job_id: str) -> JobRecord:
+        """See ``JobRecordStore.request_cancel``; a queued job's cancellation is audited as its finish."""
+        with self._database.write() as session:
+            row = session.execute(select(JobRow).where(JobRow.id == job_id).with_for_update()).scalar_one_or_none()
+            if row is None:
+                raise NotFoundError(f"no job {job_id!r}")
+            job = _record(row)
+            if job.status in _FINISHED:
+                return job
+            before, now = job.status, time.time()
+            job.cancel_requested_at = job.cancel_requested_at or now
+            if before is JobStatus.QUEUED:
+                job.status, job.finished_at, job.failure = JobStatus.CANCELLED, now, CANCELLED_BEFORE_START
+            row.status, row.data = job.status.value, _data(job)
+            self._audit_transition(session, job, before)
+            return job
 
     def get(self, job_id: str) -> JobRecord:
         with self._database.read() as session:

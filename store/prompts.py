@@ -165,7 +165,11 @@ class PromptStore:
         with self._database.read() as session:
             row = session.get(PromptActiveRow, (tenant_id, name))
             if row is None:
-                return _stored(_visible(session, tenant_id, name, builtin_default(name).version))
+                try:
+                    default = builtin_default(name)
+                except PromptTemplateError:  # a name nothing ships and nobody activated
+                    raise NotFoundError(f"no active version of prompt {name!r}") from None
+                return _stored(_visible(session, tenant_id, name, default.version))
             stored = session.get(PromptVersionRow, (row.owner, row.name, row.version))
             if stored is None:  # the foreign key forbids it; never answer with a guess
                 raise NotFoundError(f"the active prompt {name}/{row.version} is missing")

@@ -9,8 +9,11 @@ the model is still reading its prompt releases it within a second.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import re
+import socket
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -225,14 +228,16 @@ def served(runtime: Runtime) -> Iterator[Served]:
         yield Served(runtime, url, model, line)
 
 
+_SSE_MESSAGE = re.compile(rb"event: ?([a-z_]+)\r?\ndata: ?([^\r\n]*)\r?\n")
+
+
 @dataclasses.dataclass
 class Stream:
-    """One streamed chat as raw SSE events, read in a thread; ``close()`` is the client leaving."""
+    """One streamed chat read from a raw socket in a thread; ``close()`` is the client leaving (a TCP close)."""
 
     events: list[tuple[str, dict[str, object]]]
     closed: threading.Event
     thread: threading.Thread
-    opened: float
 
     def first(self, name: str, seconds: float = 10) -> dict[str, object]:
         assert _wait_for(lambda: any(event == name for event, _ in self.events), seconds), (name, self.events)
@@ -241,40 +246,52 @@ class Stream:
     def close(self) -> float:
         self.closed.set()
         self.thread.join(5)
+        assert not self.thread.is_alive()
         return time.monotonic()
 
 
 def open_stream(served: Served, question: str = QUESTION, *, token: str | None = None) -> Stream:
+    """POST /v1/chat with stream and progress, read as raw SSE until done or ``close()``."""
     events: list[tuple[str, dict[str, object]]] = []
     closed = threading.Event()
-    ready = threading.Event()
-    status: list[int] = []
+    status: list[bytes] = []
+    host, port = served.url.removeprefix("http://").split(":")
+    body = json.dumps({"question": question, "stream": True, "progress": True}).encode()
+    request = (
+        f"POST /v1/chat HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token or served.token()}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    sock = socket.create_connection((host, int(port)))
+    sock.sendall(request)
+    sock.settimeout(0.02)
 
     def read() -> None:
-        body = {"question": question, "stream": True, "progress": True}
-        headers = {"Authorization": f"Bearer {token or served.token()}"}
-        with (
-            httpx.Client(timeout=60) as http,
-            http.stream("POST", f"{served.url}/v1/chat", json=body, headers=headers) as response,
-        ):
-            status.append(response.status_code)
-            ready.set()
-            name = ""
-            for line in response.iter_lines():
-                if closed.is_set():
-                    return  # leaving the block closes the connection: the client has gone
-                if line.startswith("event:"):
-                    name = line.split(":", 1)[1].strip()
-                elif line.startswith("data:"):
-                    events.append((name, json.loads(line.split(":", 1)[1])))
-                    if name == "done":
-                        return
+        buffer = b""
+        try:
+            while not closed.is_set():
+                try:
+                    data = sock.recv(65536)
+                except TimeoutError:
+                    continue
+                if not data:
+                    return
+                buffer += data
+                if not status:
+                    status.append(buffer.split(b"\r\n", 1)[0])
+                for match in _SSE_MESSAGE.finditer(buffer):
+                    events.append((match.group(1).decode(), json.loads(match.group(2))))
+                buffer = _SSE_MESSAGE.sub(b"", buffer)
+                if any(event == "done" for event, _ in events):
+                    return
+        finally:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
 
     thread = threading.Thread(target=read, daemon=True)
-    stream = Stream(events, closed, thread, time.monotonic())
     thread.start()
-    assert ready.wait(10) and status == [200], status
-    return stream
+    assert _wait_for(lambda: bool(status), 10) and b" 200 " in status[0], status
+    return Stream(events, closed, thread)
 
 
 def test_stopping_a_stream_releases_the_model_within_a_second_and_the_next_answer_starts(served: Served) -> None:
@@ -302,6 +319,8 @@ def test_a_waiting_stream_sees_its_place_then_its_answer(served: Served) -> None
     assert not any(event == "token" for event, _ in waiting.events)
     writing.close()
     assert "14 June" in str(waiting.first("token", 2)["text"])
+    progress = [data for event, data in waiting.events if event == "progress"]
+    assert progress[-1] == {"stage": "queued", "position": 0}  # its turn came: the model reads
     waiting.close()
 
 
@@ -385,7 +404,7 @@ def _smollm2() -> Path:
 def test_cancelling_while_the_model_reads_its_prompt_releases_it_within_a_second() -> None:
     from retrieval.generation.llama_cpp import LlamaCppGenerator
 
-    generator = LlamaCppGenerator(model_path=_smollm2(), threads=2, max_tokens=32, context_tokens=8192)
+    generator = LlamaCppGenerator(model_path=_smollm2(), threads=2, max_tokens=16, context_tokens=8192)
     text = "The travel policy covers hotels, flights, trains, taxis and meals for every employee. " * 40
     passages = [Passage(f"c{n}", "d", "policy.md", "Travel policy", None, None, None, text, 0.9) for n in range(1, 5)]
     cancel = Cancellation()
@@ -397,5 +416,6 @@ def test_cancelling_while_the_model_reads_its_prompt_releases_it_within_a_second
     assert pieces == []  # stopped before the first token: reading ~3,000 tokens takes several seconds here
     assert released - started < 1.3, f"released {released - started - 0.3:.2f} s after the cancel"
     # The context is usable at once afterwards: the next request reads and writes normally.
-    answer = "".join(generator.generate(question="What is the meal allowance?", passages=passages[:1]))
+    short = dataclasses.replace(passages[0], text="The meal allowance is 40 euros a day.")
+    answer = "".join(generator.generate(question="What is the meal allowance?", passages=[short]))
     assert answer

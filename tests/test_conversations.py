@@ -23,7 +23,7 @@ from core.errors import InvalidInputError, NotFoundError
 from index.embedding import SentenceTransformerEmbedder
 from ingest.source import FilesystemSource
 from retrieval.records import AnswerEvent, AnswerOutcome, AnswerResult, ResultEvent, TokenEvent
-from store.conversations import HISTORY_MESSAGES, MAX_MESSAGES, ConversationStore, Owner, title_of
+from store.conversations import HIDDEN_ANSWER, HISTORY_MESSAGES, MAX_MESSAGES, ConversationStore, Owner, title_of
 from tests import store_fixtures
 from tests.conftest import OTHER_TENANT, TENANT
 from tests.store_fixtures import StoreTarget
@@ -100,6 +100,35 @@ def test_a_follow_up_hands_the_model_the_stored_conversation(
     assert answer["citations"] == first["citations"] and answer["citations"][0]["source"] == "finance/q3.md"
     assert kept["messages"][0].get("answer_id") is None
     assert isinstance(kept["created_at"], float) and kept["updated_at"] >= kept["created_at"]
+
+
+def test_a_stored_answer_is_hidden_once_the_asker_may_no_longer_read_what_it_cited(
+    client: TestClient,
+    idp: DevIdentityProvider,
+    chat_stub: tuple[str, Any],  # noqa: F811
+) -> None:
+    """A conversation is a copy of documents' text: removing the asker from a group removes it from view too."""
+    _, stub = chat_stub
+    first = ask(client, auth(idp, FIN), "What was the Q3 revenue?")
+    assert first["citations"][0]["source"] == "finance/q3.md"
+    conversation = first["conversation_id"]
+    still_member = client.get(f"/v1/conversations/{conversation}", headers=auth(idp, FIN)).json()
+    assert still_member["messages"][1]["content"] == first["answer"]
+
+    removed = auth(idp)  # the same person, no longer in the finance group
+    shown = client.get(f"/v1/conversations/{conversation}", headers=removed)
+    assert shown.status_code == 200
+    answer = shown.json()["messages"][1]
+    assert answer["content"] == HIDDEN_ANSWER and answer["citations"] == []
+    assert first["answer"] not in shown.text and "12.4 million" not in shown.text
+    assert answer["answer_id"] == first["answer_id"]  # feedback on it still works; the text is what is withheld
+
+    asked = len(stub.requests)
+    ask(client, removed, "When is the company picnic?", conversation_id=conversation)
+    assert len(stub.requests) == asked + 1, "the follow-up never reached the model: nothing was checked"
+    handed = [m["content"] for m in stub.requests[-1]["messages"]]
+    assert first["answer"] not in " ".join(handed), "an answer the asker may no longer read reached the model"
+    assert "What was the Q3 revenue?" in handed  # their own question stays
 
 
 def test_conversations_are_listed_most_recently_active_first(client: TestClient, idp: DevIdentityProvider) -> None:

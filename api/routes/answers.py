@@ -15,7 +15,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from acl.principal import Principal
 from api import chat_history
-from api.deps import Answers, CurrentPrincipal, MaybeConversations
+from api.deps import Answers, CurrentPrincipal, MaybeConversations, components_of
 from api.schemas import (
     AccessOut,
     ChatRequest,
@@ -84,7 +84,10 @@ async def chat(
     request: Request,
 ) -> ChatResponse | EventSourceResponse:
     answers.ensure_room()  # a full line for the model is a 503 with Retry-After, before anything is stored
-    exchange = await to_thread.run_sync(chat_history.begin, conversations, principal, body)
+    readable = chat_history.readable_now(components_of(request).documents, principal)
+    exchange = await to_thread.run_sync(
+        functools.partial(chat_history.begin, conversations, principal, body, readable=readable)
+    )
     history = list(exchange.history)
     keep = functools.partial(chat_history.finish, conversations, exchange, body.question)
     if not body.stream:

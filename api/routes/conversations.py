@@ -7,14 +7,16 @@ with its ``conversation_id``.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Self
 
 from anyio import to_thread
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 
-from api.deps import Conversations, CurrentPrincipal, owner_of
-from store.conversations import MAX_PAGE, Conversation, ConversationSummary, Message
+from api import chat_history
+from api.deps import Conversations, CurrentPrincipal, components_of, owner_of
+from store.conversations import MAX_PAGE, Conversation, ConversationSummary, Message, still_readable
 
 router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
 
@@ -96,10 +98,16 @@ async def list_conversations(
     responses={404: {"description": "no such conversation of yours"}},
 )
 async def get_conversation(
-    conversation_id: str, principal: CurrentPrincipal, conversations: Conversations
+    conversation_id: str, principal: CurrentPrincipal, conversations: Conversations, request: Request
 ) -> ConversationDetail:
-    found = await to_thread.run_sync(lambda: conversations.get(owner_of(principal), conversation_id))
-    return ConversationDetail.of(found)
+    """Answers that cited a passage the caller cannot read now (access removed, a narrowed token) are hidden."""
+    readable = chat_history.readable_now(components_of(request).documents, principal)
+
+    def current() -> Conversation:
+        found = conversations.get(owner_of(principal), conversation_id)
+        return dataclasses.replace(found, messages=tuple(still_readable(found.messages, readable)))
+
+    return ConversationDetail.of(await to_thread.run_sync(current))
 
 
 @router.delete(

@@ -44,6 +44,15 @@ def evaluate(
     limit: Annotated[
         int | None, typer.Option("--limit", min=1, help="only the first N questions (ClapNQ: of each file)")
     ] = None,
+    sample: Annotated[
+        int | None,
+        typer.Option(
+            "--sample",
+            min=1,
+            help="persona set: N questions spread evenly over the file, asked by every user (a stratified subset "
+            "for a slow generator)",
+        ),
+    ] = None,
     out: Annotated[
         Path | None,
         typer.Option("--out", help="the JSON report; Markdown and plots go beside it (default: <data dir>/eval/)"),
@@ -88,6 +97,8 @@ def evaluate(
 
     if beir and clapnq:
         raise _fail("give --beir or --clapnq, not both")
+    if sample is not None and (beir or clapnq):
+        raise _fail("--sample is for the persona set; --beir and --clapnq take --limit")
     settings = _settings()
     checks = None
     old: dict[str, Any] | None = None
@@ -95,7 +106,9 @@ def evaluate(
         if baseline is not None:
             checks = load_tolerances(tolerances)
             old = json.loads(baseline.read_text(encoding="utf-8"))
-        eval_set = _load(beir=beir, split=split, clapnq=clapnq, questions=questions, personas=persona, limit=limit)
+        eval_set = _load(
+            beir=beir, split=split, clapnq=clapnq, questions=questions, personas=persona, limit=limit, sample=sample
+        )
         judge = _judge(settings, judge_model)
     except (OSError, ValueError) as exc:
         raise _fail(str(exc)) from exc
@@ -145,6 +158,7 @@ def _load(
     questions: Path | None,
     personas: list[str] | None,
     limit: int | None,
+    sample: int | None = None,
 ) -> EvalSet:
     if beir is not None:
         from clearance.evaluation.beir import load_beir
@@ -156,7 +170,7 @@ def _load(
         return load_clapnq(clapnq, limit=limit)
     from clearance.evaluation.personas import QUESTIONS_FILE, load_personas
 
-    return load_personas(questions or QUESTIONS_FILE, limit=limit, personas=personas or None)
+    return load_personas(questions or QUESTIONS_FILE, limit=limit, personas=personas or None, sample=sample)
 
 
 def _judge(settings: Settings, model: str | None) -> Judge | None:

@@ -35,8 +35,14 @@ def load_personas(
     users_file: Path = USERS_FILE,
     limit: int | None = None,
     personas: Sequence[str] | None = None,
+    sample: int | None = None,
 ) -> EvalSet:
-    """The persona set; ``limit`` keeps the first N questions (with the turns and variants they need)."""
+    """The persona set; ``limit`` keeps the first N questions, ``sample`` N questions spread evenly over the file.
+
+    Either way a kept question brings the turns and variants it needs. A sample spreads over every topic
+    and tenant of the file (the first N questions would be the first topics only): a stratified subset
+    for a slow generator.
+    """
     entries: list[dict[str, Any]] = json.loads(questions_file.read_text(encoding="utf-8"))
     directory: dict[str, Any] = json.loads(users_file.read_text(encoding="utf-8"))
     folders = {t["id"]: t.get("domain", "").split(".")[0] for t in directory["tenants"]}
@@ -44,7 +50,7 @@ def load_personas(
     if personas is not None and len(users) != len(set(personas)):
         unknown = sorted(set(personas) - {u["name"] for u in users})
         raise ValueError(f"no sample user named {', '.join(unknown)}")
-    groups = _groups(_kept(entries, limit))
+    groups = _groups(_kept(entries, limit, sample))
     group_of = {entry["id"]: group_id for group_id, group in groups.items() for entry in group}
     items = []
     for group_id, group in groups.items():
@@ -75,7 +81,7 @@ def load_personas(
         corpus=SampleCompany(),
         directory=directory,
         source=_shown(questions_file),
-        notes=(f"{len(groups)} questions x {len(users)} sample users",),
+        notes=(f"{len(groups)} questions x {len(users)} sample users" + (f" (a sample of {sample})" if sample else ""),),
     )
 
 
@@ -85,12 +91,14 @@ def _shown(path: Path) -> str:
     return resolved.relative_to(REPO_ROOT).as_posix() if resolved.is_relative_to(REPO_ROOT) else str(path)
 
 
-def _kept(entries: list[dict[str, Any]], limit: int | None) -> list[dict[str, Any]]:
-    """The first ``limit`` entries, plus the parents of kept follow-ups and the variants of kept questions."""
-    if not limit:
+def _kept(entries: list[dict[str, Any]], limit: int | None, sample: int | None = None) -> list[dict[str, Any]]:
+    """The first ``limit`` entries (or ``sample`` questions spread evenly), plus the parents of kept
+    follow-ups and the variants of kept questions."""
+    if not limit and not sample:
         return entries
     by_id = {e["id"]: e for e in entries}
-    wanted = {e["id"] for e in entries[:limit]}
+    chosen = entries[:limit] if limit else _spread(entries, sample or 0)
+    wanted = {e["id"] for e in chosen}
     while True:
         texts = {by_id[i]["question"] for i in wanted}
         more = {e["id"] for e in entries if e["question"] in texts}
@@ -98,6 +106,17 @@ def _kept(entries: list[dict[str, Any]], limit: int | None) -> list[dict[str, An
         if more <= wanted:
             return [e for e in entries if e["id"] in wanted]
         wanted |= more
+
+
+def _spread(entries: list[dict[str, Any]], count: int) -> list[dict[str, Any]]:
+    """The first entry of ``count`` distinct questions taken at even steps through the file."""
+    firsts: dict[str, dict[str, Any]] = {}
+    for entry in entries:
+        firsts.setdefault(entry["question"], entry)
+    questions = list(firsts.values())
+    if count >= len(questions):
+        return questions
+    return [questions[(index * len(questions)) // count] for index in range(count)]
 
 
 def _groups(entries: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:

@@ -20,21 +20,24 @@ from xml.etree import ElementTree
 from ingest.parse.elements import ElementKind, ParsedDocument, ParsedElement
 from ingest.parse.offline_nlp import ensure_offline
 from ingest.parse.pdf import clean_text as _clean
+from ingest.parse.tables import html_table_rows, rows_text
 
 OOXML_SUFFIXES: Final = frozenset({".docx", ".pptx", ".pptm", ".xlsx", ".xlsm"})
 _TEXT_TABLE_SUFFIXES: Final = frozenset({".csv", ".tsv"})
+# ``infer_table_structure`` gives each table's cells as HTML (no model involved for these formats): rows are kept
+# as rows with their headers (see ingest/parse/tables.py) rather than flattened into one run of words.
 _XLSX: Final[dict[str, Any]] = {
     "find_subtable": False,
     "include_header": True,
-    "infer_table_structure": False,
+    "infer_table_structure": True,
 }
-_PPTX: Final[dict[str, Any]] = {"infer_table_structure": False}
-_DELIMITED: Final[dict[str, Any]] = {"include_header": True, "infer_table_structure": False}
+_PPTX: Final[dict[str, Any]] = {"infer_table_structure": True}
+_DELIMITED: Final[dict[str, Any]] = {"include_header": True, "infer_table_structure": True}
 # Each suffix -> (module, function) of the `unstructured` partitioner, plus keyword
 # arguments. E-mail attachments are separate files in their own right and are not
 # followed; xlsx sheets come back whole, one table per sheet.
 _PARTITIONERS: Final[dict[str, tuple[str, str, dict[str, Any]]]] = {
-    ".docx": ("unstructured.partition.docx", "partition_docx", {"infer_table_structure": False}),
+    ".docx": ("unstructured.partition.docx", "partition_docx", {"infer_table_structure": True}),
     ".pptx": ("unstructured.partition.pptx", "partition_pptx", _PPTX),
     ".pptm": ("unstructured.partition.pptx", "partition_pptx", _PPTX),
     ".xlsx": ("unstructured.partition.xlsx", "partition_xlsx", _XLSX),
@@ -102,12 +105,22 @@ def _convert(raw: Iterable[Any]) -> Iterator[ParsedElement]:
         if not text:
             continue
         metadata = element.metadata
+        if element.category == "Table":
+            text = _table_text(getattr(metadata, "text_as_html", None)) or text
         yield ParsedElement(
             kind=_kind_of(element.category, text),
             text=text,
             page=metadata.page_number,
             page_name=metadata.page_name,
         )
+
+
+def _table_text(html: str | None) -> str:
+    """A table's rows as ``a | b`` lines, header first; empty when the partitioner gave no cells."""
+    if not html:
+        return ""
+    rows = [[_clean(cell) for cell in row] for row in html_table_rows(html)]
+    return rows_text([row for row in rows if any(row)])
 
 
 def _kind_of(category: str, text: str) -> ElementKind:
