@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
 from importlib.metadata import version
 from pathlib import Path
 
@@ -13,6 +13,7 @@ from fastapi.responses import FileResponse, JSONResponse
 
 from api.deps import ApiComponents, audit_ready
 from api.limits import RequestLimits
+from api.mounts import MountedApp, add_mounted_routes
 from api.problems import install_problem_handlers, problem
 from api.routes import (
     admin,
@@ -39,11 +40,15 @@ def create_app(
     *,
     on_shutdown: Callable[[], None] | None = None,
     on_startup: Callable[[], None] | None = None,
+    mounts: Sequence[MountedApp] = (),
 ) -> FastAPI:
     """Build the app over ``components``; ``on_shutdown`` releases what the caller built for it.
 
     ``on_startup`` starts the caller's background work (the retention schedule) when the app starts
     serving, so an app that is built but never run starts nothing.
+
+    ``mounts`` are other ASGI apps served at their exact paths on the same port (the MCP endpoint), each
+    running from start-up to shutdown; see :mod:`api.mounts`.
 
     The development routes exist only when ``components.dev`` is set, which the
     composition root does in development mode alone.
@@ -53,7 +58,10 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if on_startup is not None:
             on_startup()
-        yield
+        async with AsyncExitStack() as running:
+            for mounted in mounts:
+                await running.enter_async_context(mounted.running())
+            yield
         if on_shutdown is not None:
             on_shutdown()
 
@@ -91,6 +99,8 @@ def create_app(
     app.include_router(conversations.router)
     app.include_router(privacy.router)
     app.include_router(prompts.router)
+    for mounted in mounts:
+        add_mounted_routes(app, mounted)
     if components.dev is not None:
         log.warning("development mode: the bundled identity provider is trusted and /dev/token mints tokens")
         app.include_router(dev.router)

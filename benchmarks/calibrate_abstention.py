@@ -7,8 +7,14 @@ questions are split by a hash of their id: two thirds train, one third held out.
 The floor chosen for a mode is the highest one that still lets, on the training
 questions, at least ``--keep`` of the answerable items through with a passage of
 an answering document; the held-out figures are reported beside the training ones
-so that an over-fitted floor shows. Writes the chosen floors and the per-item
-scores that chose them as JSON::
+so that an over-fitted floor shows.
+
+The same run calibrates the support check's subject share (``retrieval/support.py``:
+the share of the question's key terms that the passages an answer cites must hold).
+Each item gets the extractive answer the product would give (dense retrieval behind
+the gate); the share chosen is the highest one that keeps at least ``--keep-correct``
+of the correct answers to answerable training questions. Writes the chosen floors,
+the share and the per-item scores that chose them as JSON::
 
     .venv/bin/python -m benchmarks.calibrate_abstention --out evaluation/abstention-calibration.json
 """
@@ -23,14 +29,28 @@ from pathlib import Path
 from typing import Any
 
 from clearance.compose import build_runtime
+from clearance.evaluation.metrics import contains_fact
 from clearance.evaluation.personas import load_personas
-from clearance.evaluation.runner import evaluation_settings
-from clearance.settings import GeneratorKind, GeneratorSettings, IndexSettings, IngestSettings, Mode, Settings
+from clearance.evaluation.runner import evaluation_settings, support_text
+from clearance.settings import (
+    GeneratorKind,
+    GeneratorSettings,
+    IndexSettings,
+    IngestSettings,
+    Mode,
+    RetrievalSettings,
+    Settings,
+)
+from core.records import Passage
 from index.ports import RetrievalMode
+from retrieval.citations import check_citations
+from retrieval.generation.extractive import ExtractiveGenerator
 from retrieval.lexicon import key_terms
-from retrieval.relevance import TERM_WEIGHT, relevance
+from retrieval.relevance import TERM_WEIGHT, RelevanceGate, relevance
+from retrieval.support import answers_question, subject_share
 
 MODES = (RetrievalMode.DENSE, RetrievalMode.HYBRID)
+MIN_SCORE = RetrievalSettings().min_score
 
 
 def held_out(question_id: str) -> bool:
@@ -79,10 +99,51 @@ def collect(top_k: int) -> list[dict[str, Any]]:
                     row[f"{mode.value}_answering"] = round(
                         max((s for s, source in scores if item.relevant.get(source, 0) > 0), default=0.0), 4
                     )
+                # What the answer service gets: the top-k dense passages above its minimum score.
+                ranked = [p for p in dense[:top_k] if p.score >= MIN_SCORE]
+                answered = extractive(item.question, ranked, cosines)
+                row["answered"] = answered is not None
+                row["share"] = answered[0] if answered else None
+                row["correct"] = bool(answered and item.answerable and contains_fact(answered[1], item.facts))
                 rows.append(row)
         finally:
             runtime.close()
     return rows
+
+
+def extractive(question: str, ranked: list[Passage], cosines: dict[str, float]) -> tuple[float, str] | None:
+    """The subject share and text of the extractive answer behind the dense gate, or None when it abstains."""
+    passages = RelevanceGate.calibrated(RetrievalMode.DENSE).admit(question, ranked, cosines)
+    if not passages:
+        return None
+    texts = [support_text(p) for p in passages]
+    answer = ExtractiveGenerator().answer(question=question, passages=passages)
+    check = check_citations(answer, passage_count=len(passages), passage_texts=texts, question=question)
+    # Every check of the answer service but the one being calibrated.
+    if not check.grounded or not answers_question(question, check.text, texts, min_share=0.0).supported:
+        return None
+    cited = [texts[n - 1] for n in check.cited]
+    return subject_share(question, check.text, cited), check.text
+
+
+def share_rates(rows: list[dict[str, Any]], share: float) -> dict[str, float]:
+    """Of the answers given: correct ones to answerable questions kept, ones to unanswerable questions refused."""
+    correct = [r for r in rows if r["correct"]]
+    wrong = [r for r in rows if r["answered"] and not r["answerable"]]
+    return {
+        "correct_kept": round(sum(r["share"] >= share for r in correct) / max(1, len(correct)), 4),
+        "unanswerable_refused": round(sum(r["share"] < share for r in wrong) / max(1, len(wrong)), 4),
+    }
+
+
+def choose_share(rows: list[dict[str, Any]], keep: float) -> float:
+    """The highest share (a multiple of 0.01) that keeps at least ``keep`` of the correct answers."""
+    shares = sorted({r["share"] for r in rows if r["correct"]})
+    best = 0.0
+    for share in shares:
+        if share_rates(rows, share)["correct_kept"] >= keep:
+            best = share
+    return float(int(best * 100)) / 100  # rounded down: every share at or above the chosen one is kept
 
 
 def rates(rows: list[dict[str, Any]], mode: str, floor: float) -> dict[str, float]:
@@ -106,6 +167,9 @@ def choose(rows: list[dict[str, Any]], mode: str, keep: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--keep", type=float, default=0.97, help="share of answerable training items to let through")
+    parser.add_argument(
+        "--keep-correct", type=float, default=0.98, help="share of correct training answers the support check keeps"
+    )
     parser.add_argument("--top-k", type=int, default=5)
     parser.add_argument("--out", type=Path, default=Path("evaluation/abstention-calibration.json"))
     args = parser.parse_args()
@@ -121,6 +185,14 @@ def main() -> None:
             "held_out": rates(test, mode.value, floor),
         }
         print(mode.value, json.dumps(result["floors"][mode.value]))
+    share = choose_share(train, args.keep_correct)
+    result["support_share"] = {
+        "share": share,
+        "keep_correct": args.keep_correct,
+        "train": share_rates(train, share),
+        "held_out": share_rates(test, share),
+    }
+    print("support share", json.dumps(result["support_share"]))
     result["items"] = rows
     args.out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     print(f"wrote {args.out}")

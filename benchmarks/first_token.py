@@ -17,7 +17,10 @@ turns going first, so neither inherits the other's prompt. Reported per path,
 p50 and p95 in seconds: ``sources`` (when the page can show what the model
 reads), ``model_first_piece`` (the model's first output), ``first_words`` (the
 first checked sentence the client sees) and ``answer`` (the whole answer), plus
-prompt tokens and answer correctness. Then ``stop``: a question waits in line
+prompt tokens and answer correctness. ``cpu_s`` gives the same marks in CPU
+seconds of the answering thread: with ``--threads 1`` (llama.cpp then computes on
+that thread) that is what the wall time would be on an idle core, a figure that
+stays meaningful on a shared, busy machine. Then ``stop``: a question waits in line
 behind an answer that is stopped, once while the model reads its prompt and once
 while it writes; reported are seconds from Stop to the model's release and to
 the waiting answer's start.
@@ -26,6 +29,7 @@ the waiting answer's start.
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import os
 import statistics
@@ -61,6 +65,7 @@ class TimedModel:
         self.inner = inner
         self.started: list[float] = []
         self.first_piece: list[float] = []
+        self.first_piece_cpu: list[float] = []
         self.prompt_tokens: list[int] = []
 
     @property
@@ -86,14 +91,17 @@ class TimedModel:
         ):
             if first:
                 self.first_piece.append(time.perf_counter())
+                self.first_piece_cpu.append(time.thread_time())
                 first = False
             yield piece
 
 
 def _ask(service: AnswerService, model: TimedModel, principal: Principal, question: str) -> dict[str, Any]:
     started = time.perf_counter()
+    cpu_started = time.thread_time()  # with one llama.cpp thread, this thread does all the model's work
     marks: dict[str, float] = {}
-    answer = ""
+    cpu: dict[str, float] = {}
+    answer = outcome = ""
     before = len(model.first_piece)
     events: Iterator[AnswerEvent] = service.stream(principal, question, progress=True)
     for event in events:
@@ -102,13 +110,19 @@ def _ask(service: AnswerService, model: TimedModel, principal: Principal, questi
             marks.setdefault("sources", now)
         elif isinstance(event, TokenEvent):
             marks.setdefault("first_words", now)
+            cpu.setdefault("first_words", time.thread_time() - cpu_started)
         elif isinstance(event, ResultEvent):
             marks["answer"] = now
+            cpu["answer"] = time.thread_time() - cpu_started
+            cpu.setdefault("first_words", cpu["answer"])
             answer = event.result.answer
+            outcome = event.result.outcome.value
             marks.setdefault("first_words", now)  # a replaced or abstained answer shows its words at the end
     if len(model.first_piece) > before:
         marks["model_first_piece"] = model.first_piece[-1] - started
-    return {"marks": marks, "answer": answer, "prompt_tokens": model.prompt_tokens[-1] if model.prompt_tokens else 0}
+        cpu["model_first_piece"] = model.first_piece_cpu[-1] - cpu_started
+    tokens = model.prompt_tokens[-1] if model.prompt_tokens else 0
+    return {"marks": marks, "cpu": cpu, "answer": answer, "outcome": outcome, "prompt_tokens": tokens}
 
 
 def _percentiles(values: Sequence[float]) -> dict[str, float]:
@@ -224,8 +238,14 @@ def main() -> None:
                 mark: _percentiles([r["marks"][mark] for r in measured if mark in r["marks"]])
                 for mark in ("sources", "model_first_piece", "first_words", "answer")
             }
+            # CPU seconds of the answering thread: with --threads 1, the wall time an idle core would take.
+            report[name]["cpu_s"] = {
+                mark: _percentiles([r["cpu"][mark] for r in measured if mark in r["cpu"]])
+                for mark in ("model_first_piece", "first_words", "answer")
+            }
             report[name]["prompt_tokens_p50"] = statistics.median(r["prompt_tokens"] for r in measured)
             report[name]["answer_correct"] = sum(r["correct"] for r in measured)
+            report[name]["outcomes"] = dict(collections.Counter(r["outcome"] for r in measured))
         if not args.skip_stop:
             first = questions[0]
             principal = runtime.tokens.authenticate(

@@ -31,6 +31,7 @@ import json
 import os
 import platform
 import statistics
+import sys
 import tempfile
 import threading
 import time
@@ -287,6 +288,11 @@ def measure(
     return rows
 
 
+def progress(message: str) -> None:
+    """A line on stderr, so a long run can be followed (and projected) while the JSON waits for the end."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -310,10 +316,12 @@ def run_one(
                 write_corpus(index, corpus, publish_all)
                 # The rest of write_s is the one optimize() that builds every graph.
                 extra = {**extra, "write_path": "bulk", "points_written_s": round(time.perf_counter() - started, 1)}
+                progress(f"{name}: points written in {extra['points_written_s']} s; building the graphs")
         else:
             write_corpus(index, corpus, publish_all)
             extra = {**extra, "write_path": "port"}
         write_s = time.perf_counter() - started
+        progress(f"{name}: written in {write_s:.1f} s; measuring")
         if isinstance(index, EdgeChunkIndex):
             extra = {**extra, "after_write": index.stats()}
         for _, _, principal in callers[:2]:  # warm-up: the first queries page segments in
@@ -477,6 +485,7 @@ def measure_search(args: argparse.Namespace) -> dict[str, Any]:
     with LoadSampler() as load:
         results: list[dict[str, Any]] = [] if args.skip_local else [run_local(args, chunks)]
         corpus = build_corpus(chunks, args.dimension, args.seed)
+        progress(f"corpus of {chunks} chunks built")
         end_to_end: dict[str, Any] | None = None
         for variant in args.variant or ["chosen"]:
             tuning = VARIANTS[variant]
@@ -486,6 +495,7 @@ def measure_search(args: argparse.Namespace) -> dict[str, Any]:
                 results.append(run_one(f"edge:{variant}", index, corpus, args, args.queries, extra))
                 if variant == "chosen" and args.e2e_queries and args.dimension == 384:
                     callers = make_callers(corpus, args.seed)
+                    progress("POST /v1/search end to end")
                     end_to_end = measure_search_e2e(Path(folder), corpus, callers, args.e2e_queries)
     return {
         "benchmark": "permission-filtered search",

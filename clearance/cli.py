@@ -256,6 +256,9 @@ def _serve(settings: Settings, *, host: str | None, port: int | None) -> None:
 
     bind_host, bind_port = host or settings.server.host, port or settings.server.port
     _check_bind(settings, bind_host)
+    # The address served is the server's own (the MCP endpoint's resource URL is derived from it).
+    server = settings.server.model_copy(update={"host": bind_host, "port": bind_port})
+    settings = settings.model_copy(update={"server": server})
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         app = build_api(settings)
@@ -277,7 +280,11 @@ def mcp(
     host: Annotated[str | None, typer.Option(help="bind address (default CLEARANCE_MCP__HOST)")] = None,
     port: Annotated[int | None, typer.Option(help="port (default CLEARANCE_MCP__PORT, 8001)")] = None,
 ) -> None:
-    """Serve the MCP server (streamable HTTP at /mcp): `search` and `ask` tools run as the token's owner."""
+    """Serve the MCP endpoint alone (streamable HTTP at /mcp; `serve` and `demo` already serve it on their port).
+
+    For deployments that run MCP as a process of its own, against a Qdrant server index: an embedded
+    index belongs to one process. The `search` and `ask` tools run as the token's owner.
+    """
     from clearance.mcp_server import serve_mcp
 
     settings = _settings()

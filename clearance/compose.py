@@ -28,6 +28,7 @@ from acl.principal_cache import PrincipalCache, TokenAuthenticator
 from acl.tokens import IssuerTemplate, TokenPolicy, TokenValidator, entra_issuers
 from api.app import create_app
 from api.deps import ApiComponents, DevIdentity, HttpBounds, RoleNames
+from api.mounts import MountedApp
 from clearance.retention_job import build_retention, build_schedule
 from clearance.samples import sample_sources
 from clearance.settings import GeneratorKind, GraphModeSetting, Mode, Settings
@@ -572,7 +573,7 @@ def _graph_users(graph: GraphGroupResolver) -> UserResolver:
 def build_api(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI:
     """The HTTP app; pass ``runtime`` to share already-loaded components (tests, benchmarks)."""
     if runtime is not None:
-        return create_app(runtime.api_components(settings))
+        return create_app(runtime.api_components(settings), mounts=api_mounts(settings, runtime=runtime))
     owned = build_runtime(settings)
     # `clearance serve` enforces retention on a schedule: started with the app, stopped before the store closes.
     schedule = build_schedule(settings, build_retention(settings, owned.store)) if owned.store is not None else None
@@ -583,5 +584,17 @@ def build_api(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI:
         owned.close()
 
     return create_app(
-        owned.api_components(), on_shutdown=shutdown, on_startup=schedule.start if schedule is not None else None
+        owned.api_components(),
+        on_shutdown=shutdown,
+        on_startup=schedule.start if schedule is not None else None,
+        mounts=api_mounts(settings, runtime=owned),
     )
+
+
+def api_mounts(settings: Settings, *, runtime: Runtime) -> tuple[MountedApp, ...]:
+    """What the HTTP API serves beside its routes, over the same runtime: the MCP endpoint at /mcp, unless off."""
+    if not settings.mcp.enabled:
+        return ()
+    from clearance.mcp_server import mounted_mcp  # the MCP SDK loads only in processes that serve it
+
+    return (mounted_mcp(runtime, settings=settings),)

@@ -10,14 +10,21 @@ to get a token from, as the MCP authorization rules ask.
 
 The server is stateless (no MCP sessions): every HTTP request carries and
 proves its own identity, so no call can ride on another person's session.
+
+The HTTP API serves the same endpoint at ``/mcp`` on its own port, over its own
+runtime (:func:`mounted_mcp`, unless ``CLEARANCE_MCP__ENABLED=false``);
+`clearance mcp` serves it alone, for deployments that run it as a process of its
+own against a Qdrant server index.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Annotated, TypeVar
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import anyio
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
@@ -27,13 +34,22 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import AnyHttpUrl, ConfigDict, Field
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from acl.principal import Principal
 from acl.principal_cache import TokenAuthenticator
+from api.mounts import MountedApp
 from api.schemas import AccessOut, ChatResponse, SearchHit, SearchResponse
 from clearance.settings import Mode, Settings
 from core.errors import AuthenticationError, ClearanceError, StoreUnavailableError
 from retrieval.answer import AnswerService
+
+if TYPE_CHECKING:
+    from clearance.compose import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -200,28 +216,87 @@ def build_mcp_app(
         authenticator=authenticator, answers=answers, authorization=authorization, audit_ready=audit_ready
     )
     # Stateless: each request is authenticated on its own; DNS-rebinding protection on loopback binds.
-    return server.streamable_http_app(
+    app = server.streamable_http_app(
         streamable_http_path=MCP_PATH, stateless_http=True, host=host, max_request_body_size=max_body_bytes
+    )
+    # Served by the API, a body over its bound is refused from inside this app: say so as the API does.
+    app.add_exception_handler(HTTPException, _http_problem)
+    return app
+
+
+async def _http_problem(request: Request, exc: Exception) -> Response:
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    problem = {"type": "about:blank", "title": HTTPStatus(status).phrase, "status": status}
+    return JSONResponse(problem, status_code=status, media_type="application/problem+json")
+
+
+def runtime_mcp_app(runtime: Runtime, *, settings: Settings, host: str, port: int) -> Starlette:
+    """The MCP app over ``runtime``'s authenticator, answers and audit, as served on ``host``:``port``."""
+    trail = runtime.store.trail if runtime.store is not None else None
+    return build_mcp_app(
+        authenticator=runtime.identity.authenticator,
+        answers=runtime.answers,
+        authorization=mcp_authorization(settings, host=host, port=port),
+        host=host,
+        audit_ready=trail.log.ping if trail is not None else lambda: None,
+        max_body_bytes=settings.server.max_body_bytes,
     )
 
 
+class McpEndpoint:
+    """The MCP app as routes of another server: a fresh SDK app for each run, since its session manager runs once.
+
+    Between runs (an app built but not started) it answers 503: the SDK's
+    transport needs its task group, which only :meth:`running` provides.
+    """
+
+    def __init__(self, build: Callable[[], Starlette]) -> None:
+        self._build = build
+        self._serving: Starlette | None = None
+        # Paths are fixed by the settings: the endpoint, and its metadata where the 401's challenge points.
+        self.paths = tuple(route.path for route in build().routes if isinstance(route, Route))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        serving = self._serving
+        if serving is None:
+            problem = {"type": "about:blank", "title": "Service Unavailable", "status": 503}
+            await JSONResponse(problem, status_code=503, media_type="application/problem+json")(scope, receive, send)
+            return
+        await serving(scope, receive, send)
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        app = self._build()
+        async with app.router.lifespan_context(app):
+            self._serving = app
+            try:
+                yield
+            finally:
+                self._serving = None
+
+
+def mounted_mcp(runtime: Runtime, *, settings: Settings) -> MountedApp:
+    """The MCP endpoint for the HTTP API to serve at /mcp on its own host and port (``settings.server``)."""
+    host, port = settings.server.host, settings.server.port
+    if not settings.mcp.resource_url and host in ("0.0.0.0", "::", ""):  # listening everywhere names no address
+        log.warning(
+            "MCP resource URL is http://%s:%d/mcp, which clients cannot reach: set CLEARANCE_MCP__RESOURCE_URL",
+            host,
+            port,
+        )
+    endpoint = McpEndpoint(lambda: runtime_mcp_app(runtime, settings=settings, host=host, port=port))
+    return MountedApp(app=endpoint, paths=endpoint.paths, running=endpoint.running)
+
+
 def serve_mcp(settings: Settings, *, host: str, port: int) -> None:
-    """Builds the runtime (index, identity, answers, audit) and serves the MCP app with uvicorn until stopped."""
+    """Builds the runtime (index, identity, answers, audit) and serves the MCP app alone with uvicorn until stopped."""
     import uvicorn
 
     from clearance.compose import build_runtime
 
     runtime = build_runtime(settings)
     try:
-        trail = runtime.store.trail if runtime.store is not None else None
-        app = build_mcp_app(
-            authenticator=runtime.identity.authenticator,
-            answers=runtime.answers,
-            authorization=mcp_authorization(settings, host=host, port=port),
-            host=host,
-            audit_ready=trail.log.ping if trail is not None else lambda: None,
-            max_body_bytes=settings.server.max_body_bytes,
-        )
+        app = runtime_mcp_app(runtime, settings=settings, host=host, port=port)
         uvicorn.run(
             app,
             host=host,

@@ -207,7 +207,7 @@ class GeneratorSettings(BaseModel):
         default=60.0, gt=0, description="llama_cpp: longest wait for the model before a 503 with Retry-After"
     )
     passage_chars: int = Field(
-        default=2400,
+        default=1600,
         ge=0,
         description="characters of passage text the model reads in all (the sentences nearest the question); "
         "0: whole passages",
@@ -379,14 +379,18 @@ class RetentionSettings(BaseModel):
 
 
 class McpSettings(BaseModel):
-    """`clearance mcp`: the Model Context Protocol server (streamable HTTP) beside the HTTP API."""
+    """The Model Context Protocol endpoint (streamable HTTP): at /mcp of the HTTP API, or alone (`clearance mcp`)."""
 
-    host: str = "127.0.0.1"
-    port: int = Field(default=8001, ge=1, le=65535)
+    enabled: bool = Field(
+        default=True, description="serve /mcp on the HTTP API's own port (`clearance serve`, `clearance demo`)"
+    )
+    host: str = Field(default="127.0.0.1", description="`clearance mcp` alone: bind address")
+    port: int = Field(default=8001, ge=1, le=65535, description="`clearance mcp` alone: port")
     resource_url: str = Field(
         default="",
         description="the URL clients reach the MCP endpoint at, its resource identifier in the protected resource "
-        "metadata (behind a proxy: the public https URL ending in /mcp); empty: http://{host}:{port}/mcp",
+        "metadata (behind a proxy: the public https URL ending in /mcp); empty: http://{host}:{port}/mcp of the "
+        "server that serves it (the HTTP API's, or `clearance mcp`'s)",
     )
     authorization_server: str = Field(
         default="",

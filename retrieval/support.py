@@ -79,8 +79,13 @@ def question_head(question: str) -> str | None:
     return None if head in _VAGUE_HEADS or len(head) < 3 else head
 
 
-def answers_question(question: str, answer: str, passage_texts: Sequence[str]) -> SupportVerdict:
-    """Whether ``answer`` (already citation-checked, ``[n]`` into ``passage_texts``) answers ``question``."""
+def answers_question(
+    question: str, answer: str, passage_texts: Sequence[str], *, min_share: float | None = None
+) -> SupportVerdict:
+    """Whether ``answer`` (already citation-checked, ``[n]`` into ``passage_texts``) answers ``question``.
+
+    ``min_share``: the subject share the cited passages need (default ``MIN_SUBJECT_SHARE``; calibration passes 0).
+    """
     numbers = {int(n) for n in _CITATION.findall(answer)}
     cited = [passage_texts[n - 1] for n in sorted(numbers) if 1 <= n <= len(passage_texts)]
     if not cited:
@@ -89,7 +94,7 @@ def answers_question(question: str, answer: str, passage_texts: Sequence[str]) -
     verdict = right_kind(question, claim)
     if not verdict.supported:
         return verdict
-    verdict = _on_subject(question, claim, cited)
+    verdict = _on_subject(question, claim, cited, MIN_SUBJECT_SHARE if min_share is None else min_share)
     if not verdict.supported:
         return verdict
     return _not_a_line_item(question, claim, cited)
@@ -124,12 +129,20 @@ def right_kind(question: str, claim: str) -> SupportVerdict:
 _RATE_WORDS = frozenset(stem(w) for w in "fee fees cost costs discount rate rates commission match".split())
 
 
-def _on_subject(question: str, claim: str, cited: Sequence[str]) -> SupportVerdict:
+def subject_share(question: str, claim: str, cited: Sequence[str]) -> float:
+    """The share of the question's key terms that the cited passages or the answer hold (1.0 without key terms)."""
+    wanted = key_terms(question)
+    if not wanted:
+        return 1.0
+    return len(wanted & (key_terms(" ".join(cited)) | key_terms(claim))) / len(wanted)
+
+
+def _on_subject(question: str, claim: str, cited: Sequence[str], min_share: float) -> SupportVerdict:
     wanted = key_terms(question)
     if not wanted:
         return SupportVerdict(True)
     held = key_terms(" ".join(cited)) | key_terms(claim)
-    if len(wanted & held) < MIN_SUBJECT_SHARE * len(wanted):
+    if subject_share(question, claim, cited) < min_share - 1e-9:
         return SupportVerdict(False, "the cited passages do not speak of the question's subject")
     head = question_head(question)
     if head is not None and head not in held:

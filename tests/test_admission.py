@@ -39,6 +39,11 @@ from tests.test_client import serve
 from tests.test_permissions import ALICE, FIN, build_corpus
 
 QUESTION = "When is the company picnic?"
+TRAVEL_POLICY = (
+    "# Travel policy\n\nTravel must be booked through the portal. Economy class is the default for flights.\n"
+    "Meal per diem:\nStandard US cities: $78 a day\nHigh-cost US cities: $98 a day\n"
+    "Receipts are kept for seven years. The finance team audits a sample every quarter.\n"
+)
 SECRET = "12.4 million"  # finance/q3.md: FIN only
 
 
@@ -197,6 +202,7 @@ class Served:
 def runtime(tmp_path_factory: pytest.TempPathFactory, embedder: SentenceTransformerEmbedder) -> Iterator[Runtime]:
     root = tmp_path_factory.mktemp("admission")
     corpus = build_corpus(root / "corpus")
+    (corpus / "company" / "travel.md").write_text(TRAVEL_POLICY, encoding="utf-8")
     settings = Settings(
         data_dir=root / "data",
         users_file=write_users(root / "users.json"),
@@ -419,3 +425,51 @@ def test_cancelling_while_the_model_reads_its_prompt_releases_it_within_a_second
     short = dataclasses.replace(passages[0], text="The meal allowance is 40 euros a day.")
     answer = "".join(generator.generate(question="What is the meal allowance?", passages=[short]))
     assert answer
+
+
+class Reader:
+    """Records what it was given to read; answers from the travel passage, citing it by its number."""
+
+    def __init__(self) -> None:
+        self.given: list[Passage] = []
+
+    @property
+    def name(self) -> str:
+        return "reader"
+
+    def generate(
+        self,
+        *,
+        question: str,
+        passages: Sequence[Passage],
+        history: Sequence[tuple[str, str]] = (),
+        cancel: Cancellation | None = None,
+        prompt: PromptTemplate | None = None,
+    ) -> Iterator[str]:
+        self.given = list(passages)
+        number = next(n for n, p in enumerate(passages, 1) if p.source == "company/travel.md")
+        yield f"The meal per diem in standard US cities is $78 a day [{number}]."
+
+
+def test_the_model_reads_only_the_sentences_it_needs_and_citations_show_the_whole_passage(runtime: Runtime) -> None:
+    reader = Reader()
+    answers = AnswerService(
+        index=runtime.index,
+        embedder=runtime.embedder,
+        generator=reader,
+        fallback=ExtractiveGenerator(),
+        min_score=-1.0,
+        passage_chars=120,
+    )
+    assert runtime.dev is not None
+    principal = runtime.tokens.authenticate(runtime.dev.idp.mint(tenant_id=TENANT, object_id=ALICE, groups=()))
+    question = "What is the meal per diem in a standard US city?"
+    full = {p.chunk_id: p for p in runtime.index.search(principal, runtime.embedder.embed_query(question), top_k=5)}
+    result = answers.answer(principal, question)
+    travel = next(p for p in reader.given if p.source == "company/travel.md")
+    assert "$78" in travel.text and "portal" not in travel.text and "audits" not in travel.text
+    assert {p.chunk_id for p in reader.given} <= set(full)  # the same passages, numbered as retrieved
+    assert all(SECRET not in p.text for p in reader.given)
+    assert result.outcome.value == "grounded" and "$78" in result.answer
+    (cited,) = result.citations
+    assert cited.source == "company/travel.md" and "portal" in cited.snippet  # the passage, not the excerpt

@@ -222,7 +222,7 @@ def test_cancelled_job_starts_nothing_new_and_leaves_whole_documents(runtime: Ru
     source = FilesystemSource(root=docs, tenant_id=TENANT)
     job = pipeline.run(source, progress=progress, cancel=cancel)
 
-    assert job.status is JobStatus.FAILED and job.failure is not None and job.failure.startswith("cancelled after ")
+    assert job.status is JobStatus.CANCELLED and job.failure is not None and job.failure.startswith("cancelled after ")
     assert 5 <= job.files_done < 40
     stored = runtime.index.document_states(tenant_id=TENANT, source_id=source.source_id)
     assert len(stored) == job.counts[FileOutcome.ADDED.value] == job.files_done

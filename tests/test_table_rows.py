@@ -6,6 +6,7 @@ An answer drawn from a table then quotes the row it needs with its column names
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from core.records import Passage
@@ -24,7 +25,7 @@ RESULTS = [
 ]
 
 
-def make_workbook(path: Path, rows: list[tuple[str, ...]] = RESULTS) -> Path:
+def make_workbook(path: Path, rows: Sequence[tuple[str, ...]] = RESULTS) -> Path:
     from openpyxl import Workbook
 
     book = Workbook()

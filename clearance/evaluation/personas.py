@@ -81,7 +81,7 @@ def load_personas(
         corpus=SampleCompany(),
         directory=directory,
         source=_shown(questions_file),
-        notes=(f"{len(groups)} questions x {len(users)} sample users" + (f" (a sample of {sample})" if sample else ""),),
+        notes=(f"{len(groups)} questions x {len(users)} sample users" + (" (spread sample)" if sample else ""),),
     )
 
 

@@ -7,9 +7,13 @@ from collections.abc import Iterator, Sequence
 from core.cancel import Cancellation
 from core.records import Passage
 from retrieval.citations import split_sentences
-from retrieval.lexicon import key_terms
+from retrieval.lexicon import META_TERMS, key_terms
 from retrieval.prompts import ABSTAIN_ANSWER, PromptTemplate
 from retrieval.support import right_kind
+
+# How far below the best-matching table row another row may score and still be quoted beside it (the retrieval
+# rank costs 0.01 a passage, so equally good rows from the next chunks of a table stay).
+ROW_MARGIN = 0.05
 
 
 class ExtractiveGenerator:
@@ -46,27 +50,30 @@ class ExtractiveGenerator:
         if not wanted:
             return ABSTAIN_ANSWER
         scored: list[tuple[float, int, int, str]] = []
-        best_row: dict[int, float] = {}  # per passage, the best score of any of its table rows
+        top_row = 0.0  # the best score of any table row
         rows: set[tuple[int, int]] = set()
         for number, passage in enumerate(passages, start=1):
             context = key_terms(f"{passage.title} {passage.section or ''} {passage.page_name or ''}")
             for position, (sentence, row) in enumerate(_units(passage.text)):
                 words = key_terms(sentence)
-                # A table row rarely repeats what its table is about ("per diem"): where it sits does. A sentence
-                # must say something of the question beyond where it sits: a heading line ("Q4 2025 pipeline
-                # review", "Rate Card - page 1 of 1") repeats the title's words and answers nothing.
-                hits = len(wanted & (words | context)) if row else len(wanted & (words - context))
+                # A table row rarely repeats what its table is about ("per diem"): where it sits does.
+                hits = len(wanted & (words | context)) if row else len(wanted & words)
+                if not row and words <= context | META_TERMS:
+                    continue  # a heading line ("Q4 2025 pipeline review", "Rate Card - page 1 of 1") says only where
                 if not hits or not right_kind(question, sentence).supported:
                     continue  # a sentence without the kind of figure the question asks for cannot answer it
                 coverage = len(wanted & (words | context)) / len(wanted)
-                # Earlier passages ranked higher in retrieval; ties go to them.
-                score = coverage + 0.1 * hits / len(wanted) - 0.01 * number
+                # Its own words break ties (a row's words include its headers), not where it sits: a table row
+                # scores no better than a sentence beside it for sharing the title. Earlier passages ranked
+                # higher in retrieval; ties go to them.
+                score = coverage + 0.1 * len(wanted & words) / len(wanted) - 0.01 * number
                 scored.append((score, number, position, sentence))
                 if row:
                     rows.add((number, position))
-                    best_row[number] = max(score, best_row.get(number, score))
-        # Every row of a table shares its header's words: only the rows that match best stand, not their neighbours.
-        scored = [s for s in scored if (s[1], s[2]) not in rows or s[0] >= best_row[s[1]]]
+                    top_row = max(top_row, score)
+        # Every row of a table shares its header's words: only the rows that match best stand, not their neighbours
+        # (in this chunk or another chunk of the same table).
+        scored = [s for s in scored if (s[1], s[2]) not in rows or s[0] >= top_row - ROW_MARGIN]
         best = [item for item in sorted(scored, key=lambda s: (-s[0], s[1], s[2])) if item[0] >= self._min_overlap]
         chosen = sorted(best[: self._max_sentences], key=lambda s: (s[1], s[2]))
         if not chosen:

@@ -1,0 +1,88 @@
+"""Bulk loading the in-process engine: graphs built once at the end, the same filtered answers as writing one by one.
+
+A small indexing threshold makes HNSW graphs appear at a few thousand chunks, so the
+deferral is visible (no indexed vectors inside the block, some after it) and the
+searches after a bulk load go through the graphs, like the benchmark's at 100k.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from benchmarks.search import Corpus, build_corpus, make_callers, measure, write_corpus
+from core.errors import InvalidInputError
+from index.edge import EdgeChunkIndex, EdgeTuning
+
+DIMENSION = 48
+SMALL_THRESHOLD = EdgeTuning(indexing_threshold_kb=100, segments=2)  # ~500 vectors of 48 floats
+
+
+@pytest.fixture(scope="module")
+def corpus() -> Corpus:
+    return build_corpus(4000, DIMENSION, seed=3)
+
+
+def open_index(path: Path) -> EdgeChunkIndex:
+    index = EdgeChunkIndex(path=path, dimension=DIMENSION, tuning=SMALL_THRESHOLD)
+    index.ensure_schema()
+    return index
+
+
+def in_graphs(index: EdgeChunkIndex) -> int:
+    """Dense vectors in HNSW graphs: the engine's count also holds every chunk's sparse vector (indexed on insert)."""
+    stats = index.stats()
+    return stats["indexed_vectors"] - stats["points"]
+
+
+def quality(index: EdgeChunkIndex, corpus: Corpus) -> list[dict[str, float]]:
+    """Recall@10 against exact search and leaked chunks, per ACL selectivity (0.1 % to 50 %)."""
+    callers = make_callers(corpus, seed=3)
+    return [
+        {key: float(row[key]) for key in ("target_selectivity", "recall_at_10", "leaks")}
+        for row in measure(index, corpus, callers, queries=24, seed=5)
+    ]
+
+
+def test_bulk_load_defers_graphs_to_the_end_and_answers_like_the_ordinary_path(corpus: Corpus, tmp_path: Path) -> None:
+    ordinary = open_index(tmp_path / "ordinary")
+    bulk = open_index(tmp_path / "bulk")
+    try:
+        write_corpus(ordinary, corpus)
+        assert in_graphs(ordinary) > 0
+        with bulk.bulk_load():
+            write_corpus(bulk, corpus)
+            assert in_graphs(bulk) == 0  # no graph was built while writing
+            during = quality(bulk, corpus)  # unindexed segments: exact, and still filtered
+        assert in_graphs(bulk) > 0 and bulk.count() == ordinary.count() == len(corpus.chunk_doc)
+        after, reference = quality(bulk, corpus), quality(ordinary, corpus)
+    finally:
+        ordinary.close()
+        bulk.close()
+    assert all(row["leaks"] == 0 for row in during + after + reference)
+    assert all(row["recall_at_10"] == 1.0 for row in during)
+    for bulk_row, ordinary_row in zip(after, reference, strict=True):
+        assert bulk_row["recall_at_10"] >= 0.97 and ordinary_row["recall_at_10"] >= 0.97
+
+
+def test_a_failed_bulk_load_leaves_the_graphs_to_the_next_write(corpus: Corpus, tmp_path: Path) -> None:
+    index = open_index(tmp_path / "shard")
+    try:
+        with pytest.raises(RuntimeError), index.bulk_load():
+            write_corpus(index, corpus)
+            raise RuntimeError("the load was interrupted")
+        assert in_graphs(index) == 0  # no minutes-long optimize on the way out of an error
+        index.delete_document("doc-0")  # an ordinary write: its optimize() builds what was deferred
+        assert in_graphs(index) > 0
+    finally:
+        index.close()
+
+
+def test_bulk_loads_do_not_nest(tmp_path: Path) -> None:
+    index = open_index(tmp_path / "shard")
+    try:
+        with index.bulk_load(), pytest.raises(InvalidInputError), index.bulk_load():
+            pass
+    finally:
+        index.close()
