@@ -9,12 +9,14 @@ questions, at least ``--keep`` of the answerable items through with a passage of
 an answering document; the held-out figures are reported beside the training ones
 so that an over-fitted floor shows.
 
-The same run calibrates the support check's subject share (``retrieval/support.py``:
+The same run measures the support check's subject share (``retrieval/support.py``:
 the share of the question's key terms that the passages an answer cites must hold).
 Each item gets the extractive answer the product would give (dense retrieval behind
-the gate); the share chosen is the highest one that keeps at least ``--keep-correct``
-of the correct answers to answerable training questions. Writes the chosen floors,
-the share and the per-item scores that chose them as JSON::
+the gate); for a sweep of shares it reports the correct answers kept and the answers
+to unanswerable questions refused, on the training and the held-out questions, beside
+the highest share that keeps ``--keep-correct`` of the correct training answers (the
+product's share is set in the module, from these figures). Writes the chosen floors,
+the share figures and the per-item scores as JSON::
 
     .venv/bin/python -m benchmarks.calibrate_abstention --out evaluation/abstention-calibration.json
 """
@@ -47,10 +49,11 @@ from retrieval.citations import check_citations
 from retrieval.generation.extractive import ExtractiveGenerator
 from retrieval.lexicon import key_terms
 from retrieval.relevance import TERM_WEIGHT, RelevanceGate, relevance
-from retrieval.support import answers_question, subject_share
+from retrieval.support import MIN_SUBJECT_SHARE, answers_question, subject_share
 
 MODES = (RetrievalMode.DENSE, RetrievalMode.HYBRID)
 MIN_SCORE = RetrievalSettings().min_score
+SHARE_SWEEP = (0.34, 0.4, 0.5, 0.6, 0.67, 0.75)
 
 
 def held_out(question_id: str) -> bool:
@@ -185,12 +188,15 @@ def main() -> None:
             "held_out": rates(test, mode.value, floor),
         }
         print(mode.value, json.dumps(result["floors"][mode.value]))
-    share = choose_share(train, args.keep_correct)
+    chosen = choose_share(train, args.keep_correct)
     result["support_share"] = {
-        "share": share,
+        "in_use": MIN_SUBJECT_SHARE,
+        "train_choice": chosen,
         "keep_correct": args.keep_correct,
-        "train": share_rates(train, share),
-        "held_out": share_rates(test, share),
+        "sweep": {
+            str(share): {"train": share_rates(train, share), "held_out": share_rates(test, share)}
+            for share in sorted({*SHARE_SWEEP, MIN_SUBJECT_SHARE, chosen})
+        },
     }
     print("support share", json.dumps(result["support_share"]))
     result["items"] = rows

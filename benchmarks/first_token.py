@@ -184,12 +184,13 @@ def main() -> None:
         "--model", type=Path, default=Path(os.environ.get("CLEARANCE_GENERATOR__MODEL_PATH", DEFAULT_MODEL))
     )
     parser.add_argument("--questions", type=int, default=10)
+    parser.add_argument("--ids", nargs="+", default=[], help="only these sample questions (their ids)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--passage-chars", type=int, default=Settings().generator.passage_chars)
     parser.add_argument("--skip-stop", action="store_true", help="leave out the Stop measurement")
     args = parser.parse_args()
     questions: list[dict[str, Any]] = json.loads((REPO_ROOT / "samples" / "questions.json").read_text("utf-8"))
-    questions = [q for q in questions if q["visible_to"]][: args.questions]
+    questions = [q for q in questions if q["visible_to"] and (not args.ids or q["id"] in args.ids)][: args.questions]
     with tempfile.TemporaryDirectory(prefix="clearance-first-token-") as scratch:
         settings = Settings(mode=Mode.DEVELOPMENT, data_dir=Path(scratch), index=IndexSettings(location=":memory:"))
         runtime = build_runtime(settings)

@@ -220,6 +220,17 @@ class AnswerService:
         judged: list[tuple[str, SentenceVerdict]] = []  # every complete sentence with its verdict, in order
         sent: list[str] = []
         support = [_support_text(p) for p in passages]
+        held: list[str] = []  # checked sentences not shown yet: the answer so far does not answer the question
+
+        def released(sentence: str) -> list[str]:
+            """The sentences to show now: none until the answer so far passes the support check, then all held."""
+            held.append(sentence)
+            if not answers_question(question, " ".join([*sent, *held]), support).supported:
+                return []
+            shown = list(held)
+            held.clear()
+            return shown
+
         with self._line() as ticket:
             try:
                 if ticket is not None:
@@ -240,8 +251,9 @@ class AnswerService:
                     for sentence in _complete_sentences(raw)[len(judged) :]:
                         judged.append((sentence, trail.judged(sentence, self._judge(sentence, question, support))))
                         if judged[-1][1].kept:
-                            sent.append(sentence)
-                            yield TokenEvent(sentence if len(sent) == 1 else " " + sentence)
+                            for shown in released(sentence):
+                                sent.append(shown)
+                                yield TokenEvent(shown if len(sent) == 1 else " " + shown)
             except GeneratorExit:
                 # The client left (mid-answer or while waiting): what it was shown is audited as abandoned.
                 timings["generate"] = _ms(started)
@@ -254,8 +266,9 @@ class AnswerService:
             for sentence in split_sentences(text)[len(judged) :]:
                 judged.append((sentence, trail.judged(sentence, self._judge(sentence, question, support))))
                 if judged[-1][1].kept:
-                    sent.append(sentence)
-                    yield TokenEvent(sentence if len(sent) == 1 else " " + sentence)
+                    for shown in released(sentence):
+                        sent.append(shown)
+                        yield TokenEvent(shown if len(sent) == 1 else " " + shown)
         # The whole answer's verdict from the sentence verdicts already made: nothing is judged twice.
         # Output rules may change the text to settle (fall back, abstain, drop sentences): then it is judged anew.
         screened = trail.output(text)

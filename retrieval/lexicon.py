@@ -28,6 +28,8 @@ _STOPWORDS = frozenset(
         "me my of on or our should so than that the their them there these they this to was we were "
         "what when where which who whom why will with would you your about into any all also get got "
         "tell please much many "
+        # Modal and time-relation words: "how soon after a trip must ..." is about the trip, not "after" or "must".
+        "must shall might after before within during until since soon then just very "
     ).split()
 )
 

@@ -28,7 +28,7 @@ from retrieval.lexicon import key_terms
 TERM_WEIGHT = 0.5
 # Chosen by benchmarks/calibrate_abstention.py (see evaluation/abstention-calibration.json).
 CALIBRATED_FLOORS: Mapping[RetrievalMode, float] = {
-    RetrievalMode.DENSE: 0.66,
+    RetrievalMode.DENSE: 0.72,
     RetrievalMode.HYBRID: 0.72,
     # Not calibrated on its own: sparse mode shares the hybrid floor (both score dense cosines here).
     RetrievalMode.SPARSE: 0.72,

@@ -72,7 +72,12 @@ def search(body: SearchRequest, principal: CurrentPrincipal, answers: Answers) -
         "With `stream: true` the response is `text/event-stream`: `token` events with text as it is "
         "generated, an optional `replace` event carrying the checked answer when it differs, then "
         "`citations`, then `done` (outcome, generator, prompt, timings, conversation_id). Closing the "
-        "connection stops generation; an answer abandoned that way is not kept in the conversation."
+        "connection stops generation; an answer abandoned that way is not kept in the conversation. "
+        "With `progress: true`, `progress` events come first (`reading` with the passage count, then "
+        "`queued` with the place in the model's line, 1 = next, 0 = its turn) and a `sources` event "
+        "lists the passages the model reads, shaped like citations. When the model's line is full the "
+        "answer is 503 with `Retry-After`; a stream that waits past the bound ends with an `error` event "
+        "carrying `status: 503` and `retry_after`."
     ),
     responses={200: {"content": {"text/event-stream": {}}}},
 )

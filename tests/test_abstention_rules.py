@@ -1,0 +1,76 @@
+"""The general rules that make an answer to a question the caller cannot answer an abstention.
+
+Each rule is shown refusing the wrong answer and keeping the right one: a rule
+that refused both would raise abstention recall by losing correct answers.
+"""
+
+from __future__ import annotations
+
+from core.records import Passage
+from retrieval.generation.extractive import ExtractiveGenerator
+from retrieval.lexicon import figure_kinds, key_terms
+from retrieval.prompts import ABSTAIN_ANSWER
+from retrieval.support import MIN_SUBJECT_SHARE, answers_question, question_head, right_kind, subject_share
+
+
+def passage(text: str, *, title: str = "Notes", section: str | None = None, number: int = 1) -> Passage:
+    return Passage(
+        chunk_id=f"c{number}",
+        doc_id=f"d{number}",
+        source=f"notes-{number}.md",
+        title=title,
+        section=section,
+        page=None,
+        page_name=None,
+        text=text,
+        score=0.7,
+    )
+
+
+def test_figures_repeated_from_the_question_are_no_answer() -> None:
+    question = "When does wave 3 of the TernOS 4.2.0 rollout start?"
+    assert not right_kind(question, "TernOS 4.2.0 is rolling out, with faster aisles and fewer false stops").supported
+    assert right_kind(question, "Wave 3 starts on 12 January 2026").supported
+
+
+def test_a_day_of_a_month_is_a_date_and_no_amount() -> None:
+    assert figure_kinds("paid on 13 March 2026 and 4 robots") == ["date", "year", "items"]
+    question = "How large is the Inventor Award bonus for 2025?"
+    assert not right_kind(question, "Individual bonuses are paid on 13 March 2026").supported
+    assert right_kind(question, "The award includes a one-time bonus of $5,000").supported
+
+
+def test_the_noun_after_how_much_is_what_the_question_asks_about() -> None:
+    assert question_head("How much cash did Brightwater have at the end of September 2025?") == "cash"
+    assert question_head("How much does the lunch cost?") is None
+    question = "How much cash did Brightwater have at the end of September 2025?"
+    headcount = "Brightwater now has 340 people, and 41 joined since September 2025."
+    assert not answers_question(question, "Brightwater now has 340 people [1].", [headcount]).supported
+    cash = "Cash at the end of September 2025 was $52.7 million; Brightwater draws no debt."
+    assert answers_question(question, "Cash at the end of September 2025 was $52.7 million [1].", [cash]).supported
+
+
+def test_modal_and_time_relation_words_are_not_key_terms() -> None:
+    assert key_terms("How soon after a trip must an expense report be submitted?") == key_terms(
+        "trip expense report submitted"
+    )
+
+
+def test_a_cited_passage_must_hold_half_of_the_question_terms() -> None:
+    assert MIN_SUBJECT_SHARE == 0.5
+    question = "Which Slack channel do Atlas contractors use?"  # slack, channel, atlas, contractor, use
+    rates = "Atlas budget: contractor day rates are confidential."
+    assert subject_share(question, "Contractor day rates are confidential [1].", [rates]) == 0.4
+    assert not answers_question(question, "Contractor day rates are confidential [1].", [rates]).supported
+    onboarding = "Atlas contractors join the #atlas-ext Slack channel on their first day."
+    assert answers_question(question, "They join the #atlas-ext Slack channel [1].", [onboarding]).supported
+
+
+def test_a_heading_line_is_never_the_extractive_answer() -> None:
+    title = "Northwind Partners: 2026 Rate Card and Key Account Limits"
+    heading_only = passage(f"Payment terms are net 45 days.\n{title} - page 1 of 1", title=title)
+    question = "What is the monthly limit of the corporate card?"
+    assert ExtractiveGenerator().answer(question=question, passages=[heading_only]) == ABSTAIN_ANSWER
+    policy = passage("The corporate card has a monthly limit of $10,000.", title="Travel and Expense Policy")
+    answer = ExtractiveGenerator().answer(question=question, passages=[heading_only, policy])
+    assert answer == "The corporate card has a monthly limit of $10,000 [2]."
