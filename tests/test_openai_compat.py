@@ -96,7 +96,7 @@ class ReplacedGenerator:
         cancel: Cancellation | None = None,
         prompt: PromptTemplate | None = None,
     ) -> Iterator[str]:
-        yield "The picnic is at Riverside Park [1]."
+        yield "The picnic is on 14 June [1]."  # answers "when": shown as soon as it is checked
         yield " See also the events calendar [9]."
 
 
@@ -256,7 +256,7 @@ def test_the_sse_lines_end_with_done(world: World) -> None:
 def test_a_replaced_answer_is_corrected_in_the_text_and_flagged(world: World) -> None:
     chunks = list(ask(sdk(world.replaced_url, world.token()), PICNIC, stream=True))
     deltas = [c.choices[0].delta.content for c in chunks if c.choices[0].delta.content]
-    assert deltas[0] == "The picnic is at Riverside Park [1]."  # checked, so it was sent
+    assert deltas[0] == "The picnic is on 14 June [1]."  # checked, and it answers the question, so it was sent
     assert "[9]" not in "".join(deltas)  # the sentence citing a passage it was not given never was
     info = extension(chunks[-1], "clearance")
     assert info["replaced"] is True and info["outcome"] == "extractive_fallback"

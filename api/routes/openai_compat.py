@@ -259,6 +259,7 @@ async def chat_completions(
             citations=_citations(result),
             clearance=_info(result, principal, body),
         )
+    answers.ensure_room()  # a full line for the model is a 503 with Retry-After, before the stream starts
     cancel = Cancellation()
     events = answers.stream(principal, body.question, history=body.history, cancel=cancel)
     chunks = _Chunks(completion_id=f"chatcmpl-{uuid.uuid4().hex}", model=body.model)
