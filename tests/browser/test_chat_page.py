@@ -180,7 +180,7 @@ def test_copy_answer_puts_the_answer_on_the_clipboard(page: Page) -> None:
 
 
 class _SlowModel(BaseHTTPRequestHandler):
-    """An OpenAI-compatible model that writes the first sentence of passage [1], cited, every 0.3 s."""
+    """An OpenAI-compatible model that writes passage [1]'s first sentence with an amount, cited, every 0.3 s."""
 
     disconnected: ClassVar[threading.Event] = threading.Event()
     started: ClassVar[threading.Event] = threading.Event()
@@ -188,8 +188,10 @@ class _SlowModel(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         prompt = "\n".join(str(m.get("content", "")) for m in body["messages"])
-        found = re.search(r"^\[1\][^\n]*\n([^\n]+)", prompt, re.MULTILINE)
-        sentence = re.split(r"(?<=[.!?])\s", found.group(1) if found else "Nothing.")[0].rstrip(".!? ")
+        block = re.search(r"^\[1\][^\n]*\n(.*?)(?:^\[2\]|\Z)", prompt, re.MULTILINE | re.DOTALL)
+        sentences = re.split(r"(?<=[.!?])\s+", block.group(1) if block else "")
+        # The passage's first sentence with an amount: it answers a "how much" question, so it is shown.
+        sentence = next((x for x in sentences if "$" in x), "Nothing.").strip().rstrip(".!? ")
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.end_headers()
@@ -236,7 +238,7 @@ def test_stop_ends_the_answer_and_the_model_stream(browser: Any, slow_url: str) 
     try:
         page.goto("/")
         pick(page, "alice")
-        page.fill("#q", "What is the daily meal per diem for a trip to a standard US city?")
+        page.fill("#q", "How much is a personal vehicle reimbursed per mile?")
         page.press("#q", "Enter")
         page.locator("#stop").wait_for(state="visible")
         page.wait_for_function("() => document.querySelector('article.a .answer').textContent.length > 0")
