@@ -17,10 +17,9 @@ from acl.principal import Principal
 from clearance.compose import Runtime
 from ingest.source import FilesystemSource
 from retrieval.records import AnswerOutcome, ReplaceEvent, ResultEvent, TokenEvent
-from tests.conftest import TENANT
+from tests.conftest import TENANT, write_acl, write_doc
 from tests.test_content_policy import _openai, _service
 from tests.test_generators import chat_stub  # noqa: F401  (fixture)
-from tests.test_ingest import write_acl, write_doc
 
 GROUP = "a0000000-0000-4000-8000-0000000000f1"
 READER = Principal(tenant_id=TENANT, object_id="b0000000-0000-4000-8000-0000000000f1", groups=frozenset({GROUP}))
