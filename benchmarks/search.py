@@ -363,15 +363,21 @@ def measure_search_e2e(
     import httpx
 
     from benchmarks.server import running_app
-    from clearance.compose import build_runtime
+    from clearance.compose import build_embedder, build_runtime
     from clearance.settings import IndexSettings, Mode, Settings
+    from index.embedding_stamp import FolderStamp
 
     rng = np.random.default_rng(11)
     with tempfile.TemporaryDirectory(prefix="clearance-e2e-") as scratch:
         settings = Settings(
             mode=Mode.DEVELOPMENT, data_dir=Path(scratch), index=IndexSettings(location=f"edge:{folder}")
         )
-        runtime = build_runtime(settings)
+        embedder = build_embedder(settings)
+        # The shard holds synthetic vectors, not any embedder's: record the configured one as its
+        # embedder, or opening it refuses (vectors of another embedder are not comparable). The
+        # query's embedding is then timed as the product does it; the answers are not checked.
+        FolderStamp(folder).write(embedder.fingerprint)
+        runtime = build_runtime(settings, embedder=embedder)
         assert runtime.dev is not None
         rows: list[dict[str, Any]] = []
         try:
@@ -493,10 +499,12 @@ def measure_search(args: argparse.Namespace) -> dict[str, Any]:
                 index = EdgeChunkIndex(path=Path(folder), dimension=args.dimension, tuning=tuning)
                 extra = {"tuning": asdict(tuning)}
                 results.append(run_one(f"edge:{variant}", index, corpus, args, args.queries, extra))
+                progress(f"edge:{variant} result: {json.dumps(results[-1])}")  # kept should a later step fail
                 if variant == "chosen" and args.e2e_queries and args.dimension == 384:
                     callers = make_callers(corpus, args.seed)
                     progress("POST /v1/search end to end")
                     end_to_end = measure_search_e2e(Path(folder), corpus, callers, args.e2e_queries)
+                    progress(f"end to end: {json.dumps(end_to_end)}")
     return {
         "benchmark": "permission-filtered search",
         "machine": {
