@@ -444,3 +444,9 @@ def test_decisions_reach_response_stream_and_audit_and_no_raw_pii_is_stored_or_l
     assert records[2] == ("blocked", [version, "input:secrets:block"])
     assert records[3] == ("search", [version, "input:secrets:block"])
     assert records[4] == ("search", [version, "input:pii-in-question:warn:EMAIL"])
+
+
+def test_this_machines_address_is_not_personal_data_but_a_clients_is() -> None:
+    """Start-up lines name the loopback address users open; a client's address may identify a person."""
+    line = "Uvicorn running on http://127.0.0.1:8000; request from 10.2.3.4"
+    assert POLICY.redact(line) == "Uvicorn running on http://127.0.0.1:8000; request from [IP_ADDRESS]"

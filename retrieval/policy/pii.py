@@ -214,8 +214,8 @@ def _ninos(text: str) -> Iterable[PiiMatch]:
 def _ips(text: str) -> Iterable[PiiMatch]:
     for match in _IPV4.finditer(text):
         parts = match.group().split(".")
-        if any(int(p) > 255 or (len(p) > 1 and p[0] == "0") for p in parts) or parts[0] in ("0", "255"):
-            continue  # not an address, or "unset" / a netmask: nothing that points at a person
+        if any(int(p) > 255 or (len(p) > 1 and p[0] == "0") for p in parts) or parts[0] in ("0", "255", "127"):
+            continue  # not an address, "unset", a netmask or this machine: nothing that points at a person
         if _VERSION_CONTEXT.search(text[max(0, match.start() - 12) : match.start()]):
             continue
         yield PiiMatch(PiiKind.IP_ADDRESS, match.start(), match.end())
