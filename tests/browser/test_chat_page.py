@@ -299,6 +299,7 @@ def test_phone_width_question_box_without_scrolling(page: Page) -> None:
 
 
 def test_keyboard_only(page: Page) -> None:
+    page.locator('input[name="user"]').first.wait_for()  # the list is fetched after load: keys before it go nowhere
     page.keyboard.press("Tab")  # the "Who is asking" summary
     page.keyboard.press("Tab")  # the first sample user
     page.keyboard.press("ArrowDown")  # radios move with arrows: the second user (bob)
