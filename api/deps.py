@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Annotated, Protocol
+from typing import Annotated, Protocol, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -99,9 +99,19 @@ class ApiComponents:
 _bearer = HTTPBearer(auto_error=False, description="A Microsoft Entra ID access token (or a development token)")
 
 
+_C = TypeVar("_C")
+
+
 def components_of(request: Request) -> ApiComponents:
     components: ApiComponents = request.app.state.components
     return components
+
+
+def _configured(component: _C | None, missing: str) -> _C:
+    """A component this deployment may leave out: its routes answer 404 (``missing`` says why) without it."""
+    if component is None:
+        raise NotFoundError(missing)
+    return component
 
 
 def _answers(request: Request) -> AnswerService:
@@ -113,24 +123,15 @@ def _ingestion(request: Request) -> IngestionService:
 
 
 def _dev_identity(request: Request) -> DevIdentity:
-    dev = components_of(request).dev
-    if dev is None:
-        raise NotFoundError("development mode is off")
-    return dev
+    return _configured(components_of(request).dev, "development mode is off")
 
 
 def _prompts(request: Request) -> PromptStore:
-    prompts = components_of(request).prompts
-    if prompts is None:
-        raise NotFoundError("versioned prompts need the state store")
-    return prompts
+    return _configured(components_of(request).prompts, "versioned prompts need the state store")
 
 
 def _review_services(request: Request) -> ReviewServices:
-    review = components_of(request).review
-    if review is None:
-        raise NotFoundError("feedback and review need the state store")
-    return review
+    return _configured(components_of(request).review, "feedback and review need the state store")
 
 
 def _feedback_desk(request: Request) -> FeedbackDesk:
@@ -142,10 +143,7 @@ def _review_desk(request: Request) -> ReviewDesk:
 
 
 def _conversations(request: Request) -> ConversationStore:
-    conversations = components_of(request).conversations
-    if conversations is None:
-        raise NotFoundError("conversations need the state store")
-    return conversations
+    return _configured(components_of(request).conversations, "conversations need the state store")
 
 
 def _maybe_conversations(request: Request) -> ConversationStore | None:
@@ -153,10 +151,7 @@ def _maybe_conversations(request: Request) -> ConversationStore | None:
 
 
 def _retention(request: Request) -> Retention:
-    retention = components_of(request).retention
-    if retention is None:
-        raise NotFoundError("retention needs the state store")
-    return retention
+    return _configured(components_of(request).retention, "retention needs the state store")
 
 
 def owner_of(principal: Principal) -> Owner:
@@ -165,10 +160,7 @@ def owner_of(principal: Principal) -> Owner:
 
 
 def _audit(request: Request) -> AuditTrail:
-    audit = components_of(request).audit
-    if audit is None:
-        raise NotFoundError("the audit store is not configured")
-    return audit
+    return _configured(components_of(request).audit, "the audit store is not configured")
 
 
 def current_principal(
