@@ -1,6 +1,6 @@
 """Does cutting passages to the sentences nearest the question keep the answer? Printed as JSON; no model needed.
 
-    python -m benchmarks.excerpt_recall [--budgets 0 1200 1600 2400 3200]
+    python -m benchmarks.excerpt_recall [--budgets 0 700 1200 1600 2400]
 
 For every sample question (samples/questions.json), asked as a user who may read
 the answering document, retrieves the passages the model would read and checks,
@@ -29,7 +29,7 @@ from retrieval.excerpts import excerpts
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--budgets", type=int, nargs="+", default=[0, 1200, 1600, 2400, 3200])
+    parser.add_argument("--budgets", type=int, nargs="+", default=[0, 700, 1200, 1600, 2400])
     args = parser.parse_args()
     questions: list[dict[str, Any]] = json.loads((REPO_ROOT / "samples" / "questions.json").read_text("utf-8"))
     questions = [q for q in questions if q["visible_to"]]

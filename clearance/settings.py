@@ -207,7 +207,7 @@ class GeneratorSettings(BaseModel):
         default=60.0, gt=0, description="llama_cpp: longest wait for the model before a 503 with Retry-After"
     )
     passage_chars: int = Field(
-        default=1600,
+        default=700,
         ge=0,
         description="characters of passage text the model reads in all (the sentences nearest the question); "
         "0: whole passages",

@@ -65,3 +65,58 @@ def test_split_passage_breaks_sentences_and_lines_but_not_figures() -> None:
         "Costs fell.",
         "Q4: flat",
     ]
+
+
+HOLIDAYS = "\n".join(
+    [
+        "date | weekday | holiday | offices | notes",
+        "2025-01-01 | Wednesday | New Year's Day | All US sites | Offices and plant closed.",
+        "2025-05-26 | Monday | Memorial Day | All US sites | Offices and plant closed.",
+        "2025-08-15 | Friday | Recharge Day | All sites | Company-wide day off.",
+        "2025-09-01 | Monday | Labor Day | All US sites | Offices and plant closed.",
+        "2025-11-27 | Thursday | Thanksgiving Day | All US sites | Offices and plant closed.",
+    ]
+)
+
+
+def test_a_table_row_is_kept_with_its_header_and_without_the_next_row() -> None:
+    (cut,) = excerpts("On which date is Recharge Day?", [passage(1, HOLIDAYS)], budget_chars=60)
+    lines = cut.text.split("\n")
+    assert lines[0] == "date | weekday | holiday | offices | notes"  # the model reads which column is which
+    assert "2025-08-15 | Friday | Recharge Day | All sites | Company-wide day off." in lines
+    assert "Labor Day" not in cut.text  # the row after a match is another record, not its continuation
+    assert "New Year" not in cut.text
+
+
+def test_a_label_line_still_brings_the_line_after_it() -> None:
+    text = "Intro text that is unrelated.\nStandard US cities per diem:\n$78 a day\nOther filler." + " More." * 40
+    (cut,) = excerpts("What is the per diem in standard US cities?", [passage(1, text)], budget_chars=40)
+    assert "$78 a day" in cut.text
+
+
+BUDGET = "\n".join(
+    [
+        "Item | FY2025 forecast | FY2026 budget",
+        "Revenue | $146,800,000 | $188,500,000",
+        "Gross margin | 43.9 percent | 46.0 percent",
+        "Operating expenses | $62,400,000 | $71,900,000",
+    ]
+)
+DEPARTMENTS = "\n".join(
+    ["Department | FY2026 budget | Change", "Engineering | $33,600,000 | +14 percent", "Sales | $19,800,000 | +18 %"]
+)
+
+
+def test_a_header_sharing_the_question_terms_does_not_crowd_out_the_row_that_answers() -> None:
+    given = [passage(1, BUDGET), passage(2, DEPARTMENTS), passage(3, "Budget owners review budget spending. " * 9)]
+    cut = excerpts("What is the FY2026 revenue budget?", given, budget_chars=120)
+    assert "$188,500,000" in cut[0].text
+    assert cut[0].text.startswith("Item | FY2025 forecast | FY2026 budget")
+
+
+def test_a_passage_sharing_no_term_keeps_its_lead_not_its_heading_rule() -> None:
+    root_cause = "----------\nThe broker certificate expired at 06:12. Renewal was disabled. " + "Other detail. " * 10
+    given = [passage(1, "The fleet stall in Memphis lasted 47 minutes. " * 4), passage(2, root_cause)]
+    cut = excerpts("What caused the fleet stall in Memphis?", given, budget_chars=100)
+    assert "expired at 06:12" in cut[1].text
+    assert "----------" not in cut[1].text
