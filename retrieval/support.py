@@ -11,6 +11,8 @@ still no answer to a question about revenue. An answer passes here when
 * the passages it cites speak of the question's subject: most of the question's
   key terms (stemmed) are in them, and the term the question asks about (its
   head: "revenue" in "What was Brightwater's revenue in Q3?") is one of them;
+* a figure taken from a table row comes from a row (with its header and the title
+  or section it sits under) that speaks of the question's subject;
 * a figure taken from a table is not a line item the question did not ask for
   while the table has a total beside it ("$40" from the Dinner column for "the per
   diem", whose daily total is $78).
@@ -99,7 +101,11 @@ def answers_question(
     verdict = right_kind(question, claim)
     if not verdict.supported:
         return verdict
-    verdict = _on_subject(question, claim, cited, MIN_SUBJECT_SHARE if min_share is None else min_share)
+    share = MIN_SUBJECT_SHARE if min_share is None else min_share
+    verdict = _on_subject(question, claim, cited, share)
+    if not verdict.supported:
+        return verdict
+    verdict = _row_on_subject(question, claim, cited, share)
     if not verdict.supported:
         return verdict
     return _not_a_line_item(question, claim, cited)
@@ -152,6 +158,50 @@ def _on_subject(question: str, claim: str, cited: Sequence[str], min_share: floa
     head = question_head(question)
     if head is not None and head not in held:
         return SupportVerdict(False, f"the cited passages never name what the question asks about ({head})")
+    return SupportVerdict(True)
+
+
+_NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
+
+
+def _numbers(text: str) -> set[str]:
+    return {match.replace(",", "") for match in _NUMBER.findall(text)}
+
+
+def _row_on_subject(question: str, claim: str, cited: Sequence[str], min_share: float) -> SupportVerdict:
+    """A figure read from a table row answers only if that row speaks of the question's subject.
+
+    The row is read with its header and the line naming where it sits (title, section): "Robots as a
+    service | 3840" under "Revenue by product" is no list price of a Tern 300, though the passage as a
+    whole mentions robots. A figure that also stands in prose, or in a row on the subject, passes.
+    """
+    wanted = key_terms(question)
+    claimed = _numbers(claim) - _numbers(question)
+    if not wanted or not claimed:
+        return SupportVerdict(True)
+    off_subject: set[str] = set()
+    for text in cited:
+        lines = text.splitlines()
+        context = key_terms(lines[0]) if lines else set()
+        header: str | None = None
+        for line in lines:
+            if line.count("|") < 1:
+                header = None
+                if _numbers(line) & claimed:
+                    return SupportVerdict(True)  # the figure stands in prose too
+                continue
+            if header is None:
+                header = line
+                continue
+            found = _numbers(" ".join(_CELL_SPLIT.split(line))) & claimed
+            if not found:
+                continue
+            held = key_terms(line) | key_terms(header) | context
+            if len(wanted & held) / len(wanted) >= min_share - 1e-9:
+                return SupportVerdict(True)
+            off_subject |= found
+    if off_subject and off_subject >= claimed:
+        return SupportVerdict(False, "the table row the figure comes from is about something else")
     return SupportVerdict(True)
 
 

@@ -74,3 +74,50 @@ def test_a_heading_line_is_never_the_extractive_answer() -> None:
     policy = passage("The corporate card has a monthly limit of $10,000.", title="Travel and Expense Policy")
     answer = ExtractiveGenerator().answer(question=question, passages=[heading_only, policy])
     assert answer == "The corporate card has a monthly limit of $10,000 [2]."
+
+
+def test_a_page_footer_is_never_the_extractive_answer_whatever_the_passage_title() -> None:
+    # The footer repeats the document's printed title, which need not be the title the index stores.
+    footer = passage(
+        "Payment terms are net 45 days.\nNorthwind Partners: 2026 Rate Card and Key Account Limits - page 1 of 1",
+        title="partner-rate-card-2026",
+    )
+    question = "What is the monthly limit of the corporate card?"
+    assert ExtractiveGenerator().answer(question=question, passages=[footer]) == ABSTAIN_ANSWER
+    ran_into = passage("Reallocations above $300,000 need approval from the CFO - page 1 of 2", title="Budget")
+    assert ExtractiveGenerator().answer(question="Who approves reallocations above $300,000?", passages=[ran_into]) == (
+        ABSTAIN_ANSWER
+    )
+
+
+Q3_REVENUE = (
+    "Q3 2025 Financial Results - Revenue by product\n"
+    "| Product | Q3 2025 (USD thousands) | Share percent |\n"
+    "| Tern robots (hardware) | 16140 | 42.0 |\n"
+    "| Robots as a service | 3840 | 10.0 |"
+)
+PRICE_LIST = (
+    "Price list 2025\n"
+    "| SKU | Product | Unit | List price USD |\n"
+    "| TERN-300 | Tern 300 tote carrier robot | robot | 46900 |\n"
+    "| RAAS-TERN-300 | Tern 300 as a service | robot per month | 1390 |"
+)
+
+
+def test_a_figure_from_a_table_row_about_something_else_is_no_answer() -> None:
+    question = "What is the list price of a Tern 300 robot?"
+    wrong = "The list price of a Tern 300 robot is 3840 euros [1]."
+    verdict = answers_question(question, wrong, [Q3_REVENUE])
+    assert not verdict.supported and "table row" in verdict.reason
+    right = "The list price of a Tern 300 robot is 46900 USD [1]."
+    assert answers_question(question, right, [PRICE_LIST]).supported
+
+
+def test_a_row_read_with_its_section_title_can_answer() -> None:
+    per_diem = (
+        "Travel and Expense Policy - 2. Meal per diem\n"
+        "Region | Breakfast | Lunch | Dinner | Daily total\n"
+        "United States, standard cities | $16 | $22 | $40 | $78"
+    )
+    question = "What is the daily meal per diem for a trip to a standard US city?"
+    assert answers_question(question, "The daily total for standard US cities is $78 [1].", [per_diem]).supported

@@ -187,6 +187,14 @@ def _judge(settings: Settings, model: str | None) -> Judge | None:
 def _progress() -> Any:
     from rich.progress import Progress
 
+    if not console.is_terminal:  # a log file gets a line per tenth of the run instead of a bar
+        started = time.perf_counter()
+
+        def line(done: int, total: int) -> None:
+            if done == total or done % max(1, total // 10) == 0:
+                console.print(f"asked {done} of {total} ({time.perf_counter() - started:.0f} s)", highlight=False)
+
+        return line
     progress = Progress(console=console, transient=True)
     task = progress.add_task("asking", total=None)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 
 from core.cancel import Cancellation
@@ -14,6 +15,9 @@ from retrieval.support import right_kind
 # How far below the best-matching table row another row may score and still be quoted beside it (the retrieval
 # rank costs 0.01 a passage, so equally good rows from the next chunks of a table stay).
 ROW_MARGIN = 0.05
+# A page footer that PDF text extraction ran into a sentence: "Rate Card and Key Account Limits - page 1 of 1".
+# It names where the text sits, never an answer; only what comes before a sentence end survives it.
+_PAGE_FOOTER = re.compile(r"(?:[^.!?]*\s[-\u2013\u2014]\s)?page\s+\d+\s+of\s+\d+\s*$", re.IGNORECASE)
 
 
 class ExtractiveGenerator:
@@ -54,7 +58,10 @@ class ExtractiveGenerator:
         rows: set[tuple[int, int]] = set()
         for number, passage in enumerate(passages, start=1):
             context = key_terms(f"{passage.title} {passage.section or ''} {passage.page_name or ''}")
-            for position, (sentence, row) in enumerate(_units(passage.text)):
+            for position, (unit, row) in enumerate(_units(passage.text)):
+                sentence = unit if row else _PAGE_FOOTER.sub("", unit).strip()
+                if not sentence:
+                    continue
                 words = key_terms(sentence)
                 # A table row rarely repeats what its table is about ("per diem"): where it sits does.
                 hits = len(wanted & (words | context)) if row else len(wanted & words)
