@@ -34,9 +34,15 @@ _STOPWORDS = frozenset(
 )
 
 
+# A fiscal or calendar year written as one word ("FY2026", "CY2025") also names the year itself,
+# so "the end of 2026" and "FY2026 budget" share a term.
+_PERIOD_YEAR = re.compile(r"^(?:fy|cy)(\d{4})$")
+
+
 def content_words(text: str) -> set[str]:
     """Lower-case words and numbers that carry meaning (no stop words, no single letters)."""
-    return {w for w in _WORD.findall(text.lower()) if w not in _STOPWORDS and len(w) > 1}
+    words = {w for w in _WORD.findall(text.lower()) if w not in _STOPWORDS and len(w) > 1}
+    return words | {m.group(1) for w in words if (m := _PERIOD_YEAR.match(w))}
 
 
 @lru_cache(maxsize=65536)

@@ -121,3 +121,10 @@ def test_a_row_read_with_its_section_title_can_answer() -> None:
     )
     question = "What is the daily meal per diem for a trip to a standard US city?"
     assert answers_question(question, "The daily total for standard US cities is $78 [1].", [per_diem]).supported
+
+
+def test_a_fiscal_year_word_names_its_year() -> None:
+    assert "2026" in key_terms("FY2026 Operating Budget")
+    budget = "FY2026 Operating Budget - Summary\nItem | FY2025 forecast | FY2026 budget\nYear-end headcount | 340 | 392"
+    question = "What is the planned headcount at the end of 2026?"
+    assert answers_question(question, "Year-end headcount: FY2026 budget: 392 [1].", [budget]).supported
