@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 MODEL := models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf
 export HF_HUB_OFFLINE := 1
 NO_AMX := -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
+# The same range as pyproject.toml.
+LLAMA_CPP := llama-cpp-python>=0.3.8,<0.4
 LLAMA_CMAKE_ARGS ?= -DCMAKE_C_FLAGS='$(NO_AMX)' -DCMAKE_CXX_FLAGS='$(NO_AMX)'
 
 .PHONY: setup demo demo-extractive test lint bench clean
@@ -17,7 +19,10 @@ $(VENV)/.installed: pyproject.toml
 	# llama-cpp-python compiles for this CPU (-march=native) but without AMX tile instructions:
 	# virtual machines that do not grant AMX tile state kill the process on the first
 	# multi-token prompt (ldtilecfg, general protection fault); AVX-512 kernels are used instead.
-	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PY) -m pip install --quiet -e '.[dev]'
+	# Built on its own and never from pip's wheel cache, which keys wheels by source, not by
+	# CMAKE_ARGS: a cached wheel from an earlier native build would bring the AMX code back.
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PY) -m pip install --quiet --no-cache-dir '$(LLAMA_CPP)'
+	$(PY) -m pip install --quiet -e '.[dev]'
 	# The real-browser tests (tests/browser) drive Debian's chromium; install it where it is missing.
 	command -v chromium >/dev/null || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo -n); \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; } || \
