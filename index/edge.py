@@ -107,7 +107,11 @@ class EdgeTuning:
     ``acorn_max_selectivity`` (None: the engine's default); plain filtered HNSW above.
     With ACL payload links it lifted recall@10 at 10 % selectivity from 0.977 to 1.0 and
     at 50 % (500 groups) from 0.59 to 0.99, at ~2-4 ms.
-    ``hnsw_ef``: 64 dropped to 0.94-0.96 at 10-50 %; 128 and 256 measured the same.
+    ``hnsw_ef``: 64 dropped to 0.94-0.96 at 10-50 %; 128 and 256 measured the same at 100k.
+    At 300k chunks in one bulk-loaded segment, 128 left single queries with recall 0.0 (the
+    search stranded in a region the filter empties) in three of three builds, at 10 % or 50 %;
+    256 lifted the worst query to 0.8-0.9 and the 50 % mean from 0.963-0.987 to 0.984-0.993,
+    for ~1 ms more at the median; 512 measured the same as 256.
     ``segments``: the engine derives 2 from 2 cores, and then every indexing pass merged
     into one big segment and rebuilt its whole graph: writing 100k chunks through the
     port took 266 s (178 s with ACL links only), and the cost grows with the square of
@@ -120,7 +124,7 @@ class EdgeTuning:
     m: int = 16
     ef_construct: int = 100
     full_scan_threshold_kb: int = 10_000
-    hnsw_ef: int | None = 128
+    hnsw_ef: int | None = 256
     acorn: bool = True
     acorn_max_selectivity: float | None = None
     payload_graph: PayloadGraph = PayloadGraph.ACL
