@@ -87,6 +87,9 @@ def excerpts(question: str, passages: Sequence[Passage], *, budget_chars: int) -
         take(number, index)
         if score[number][index] == 0 and not _is_row(sentences[number][index]):
             take(number, index + 1)
+    for number, parts in enumerate(sentences):
+        if number not in best and parts:  # nothing but rule lines: sent as it is
+            take(number, 0)
     for negative_score, number, index in ranked:
         if used >= budget_chars or negative_score == 0:
             break

@@ -120,3 +120,10 @@ def test_a_passage_sharing_no_term_keeps_its_lead_not_its_heading_rule() -> None
     cut = excerpts("What caused the fleet stall in Memphis?", given, budget_chars=100)
     assert "expired at 06:12" in cut[1].text
     assert "----------" not in cut[1].text
+
+
+def test_a_passage_of_rule_lines_only_is_not_emptied() -> None:
+    cut = excerpts(
+        "picnic date", [passage(1, "-----\n====="), passage(2, "The picnic date is 14 June. " * 9)], budget_chars=30
+    )
+    assert cut[0].text.strip(GAP + "\n")
