@@ -222,14 +222,19 @@ class AnswerService:
         support = [_support_text(p) for p in passages]
         held: list[str] = []  # checked sentences not shown yet: the answer so far does not answer the question
 
-        def released(sentence: str) -> list[str]:
-            """The sentences to show now: none until the answer so far passes the support check, then all held."""
+        def checked(sentence: str) -> Iterator[TokenEvent]:
+            """Judges one complete sentence; shows nothing until the answer so far passes the support check,
+            then every checked sentence held until then."""
+            judged.append((sentence, trail.judged(sentence, self._judge(sentence, question, support))))
+            if not judged[-1][1].kept:
+                return
             held.append(sentence)
             if not answers_question(question, " ".join([*sent, *held]), support).supported:
-                return []
-            shown = list(held)
+                return
+            for shown in held:
+                sent.append(shown)
+                yield TokenEvent(shown if len(sent) == 1 else " " + shown)
             held.clear()
-            return shown
 
         with self._line() as ticket:
             try:
@@ -249,11 +254,7 @@ class AnswerService:
                 for piece in self._generated(question, for_model, history, prompt=prompt, cancel=cancel):
                     raw += piece
                     for sentence in _complete_sentences(raw)[len(judged) :]:
-                        judged.append((sentence, trail.judged(sentence, self._judge(sentence, question, support))))
-                        if judged[-1][1].kept:
-                            for shown in released(sentence):
-                                sent.append(shown)
-                                yield TokenEvent(shown if len(sent) == 1 else " " + shown)
+                        yield from checked(sentence)
             except GeneratorExit:
                 # The client left (mid-answer or while waiting): what it was shown is audited as abandoned.
                 timings["generate"] = _ms(started)
@@ -264,11 +265,7 @@ class AnswerService:
         text = raw.strip()
         if text != ABSTAIN_ANSWER:
             for sentence in split_sentences(text)[len(judged) :]:
-                judged.append((sentence, trail.judged(sentence, self._judge(sentence, question, support))))
-                if judged[-1][1].kept:
-                    for shown in released(sentence):
-                        sent.append(shown)
-                        yield TokenEvent(shown if len(sent) == 1 else " " + shown)
+                yield from checked(sentence)
         # The whole answer's verdict from the sentence verdicts already made: nothing is judged twice.
         # Output rules may change the text to settle (fall back, abstain, drop sentences): then it is judged anew.
         screened = trail.output(text)
