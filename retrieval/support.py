@@ -27,6 +27,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+# The citation check's normalised numbers ("38,420" == "38420"): a row holds a figure exactly when that check says so.
+from retrieval.citations import figures as numbers_in
 from retrieval.lexicon import CONFLICTS, AnswerKind, expected_kind, figures, key_terms, mentions_time, stem
 
 _CITATION = re.compile(r"\[(\d{1,3})\]")
@@ -161,13 +163,6 @@ def _on_subject(question: str, claim: str, cited: Sequence[str], min_share: floa
     return SupportVerdict(True)
 
 
-_NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
-
-
-def _numbers(text: str) -> set[str]:
-    return {match.replace(",", "") for match in _NUMBER.findall(text)}
-
-
 def _row_on_subject(question: str, claim: str, cited: Sequence[str], min_share: float) -> SupportVerdict:
     """A figure read from a table row answers only if that row speaks of the question's subject.
 
@@ -176,7 +171,7 @@ def _row_on_subject(question: str, claim: str, cited: Sequence[str], min_share: 
     whole mentions robots. A figure that also stands in prose, or in a row on the subject, passes.
     """
     wanted = key_terms(question)
-    claimed = _numbers(claim) - _numbers(question)
+    claimed = numbers_in(claim) - numbers_in(question)
     if not wanted or not claimed:
         return SupportVerdict(True)
     off_subject: set[str] = set()
@@ -185,15 +180,15 @@ def _row_on_subject(question: str, claim: str, cited: Sequence[str], min_share: 
         context = key_terms(lines[0]) if lines else set()
         header: str | None = None
         for line in lines:
-            if line.count("|") < 1:
+            if "|" not in line:
                 header = None
-                if _numbers(line) & claimed:
+                if numbers_in(line) & claimed:
                     return SupportVerdict(True)  # the figure stands in prose too
                 continue
             if header is None:
                 header = line
                 continue
-            found = _numbers(" ".join(_CELL_SPLIT.split(line))) & claimed
+            found = numbers_in(line) & claimed
             if not found:
                 continue
             held = key_terms(line) | key_terms(header) | context
