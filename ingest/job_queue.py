@@ -47,7 +47,7 @@ import redis
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import Retries
 
-from core.errors import ClearanceError, NotFoundError
+from core.errors import ClearanceError, IndexUnavailableError, NotFoundError
 from ingest.jobs import FINISHED, JobRecord, JobRecordStore, JobStatus
 from ingest.source import DocumentSource, FilesystemSource
 from ingest.source_lock import SourceLock, source_lock_key
@@ -58,8 +58,6 @@ ACTOR_NAME = "clearance_ingest"
 _FINISHED = FINISHED  # cancelled included: a message of a cancelled job is dropped, never run
 _ATTEMPTS_TTL_SECONDS = 7 * 86400  # as long as dramatiq keeps a dead message
 _MAX_REDELIVERIES = 100
-# IngestionPipeline.run records an unreachable index this way; it is the failure that waiting can fix.
-_TRANSIENT_FAILURE_PREFIX = "index unavailable"
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +101,9 @@ class JobMessage:
 class Pipeline(Protocol):
     """The one entry of :class:`ingest.pipeline.IngestionPipeline` a worker uses."""
 
-    def run(self, source: DocumentSource, *, job: JobRecord | None = None) -> JobRecord: ...
+    def run(
+        self, source: DocumentSource, *, job: JobRecord | None = None, raise_unavailable: bool = False
+    ) -> JobRecord: ...
 
 
 class JobQueue:
@@ -271,21 +271,23 @@ class JobConsumer:
         fresh = JobRecord(id=job.id, source=job.source, tenant_id=job.tenant_id, created_at=job.created_at)
         log.info("job %s: attempt %d of %d", job.id, attempt, self._config.max_attempts)
         try:
-            result = self._pipeline.run(source, job=fresh)
+            # An unreachable index is raised, not recorded: the record stays "running" until this attempt
+            # decides between a retry and a failure, so nobody watching it sees a failure that is retried.
+            self._pipeline.run(source, job=fresh, raise_unavailable=True)
+        except IndexUnavailableError as exc:
+            reason = f"index unavailable: {exc}"
+            if attempt < self._config.max_attempts:
+                log.warning("job %s: attempt %d: %s; retrying after a backoff", job.id, attempt, reason)
+                fresh.status, fresh.finished_at = JobStatus.QUEUED, None
+                fresh.failure = f"{reason}; retrying (attempt {attempt} of {self._config.max_attempts})"
+                self._jobs.save(fresh)
+                raise _Transient(f"job {job.id}: index unavailable") from exc
+            self._fail(fresh, f"{reason} (gave up after {attempt} attempts)")
         except Exception as exc:  # the pipeline records its own failures; this is the job store or a bug
             log.exception("job %s: attempt %d crashed", job.id, attempt)
             if attempt < self._config.max_attempts:
                 raise _Transient(f"job {job.id} crashed ({type(exc).__name__})") from exc
             self._fail(fresh, f"internal error: {type(exc).__name__}")
-            return
-        if result.status is JobStatus.FAILED and (result.failure or "").startswith(_TRANSIENT_FAILURE_PREFIX):
-            if attempt < self._config.max_attempts:
-                result.status, result.finished_at = JobStatus.QUEUED, None
-                result.failure = f"{result.failure}; retrying (attempt {attempt} of {self._config.max_attempts})"
-                self._jobs.save(result)
-                raise _Transient(f"job {job.id}: index unavailable")
-            result.failure = f"{result.failure} (gave up after {attempt} attempts)"
-            self._jobs.save(result)
 
     def _wait_for_source(self, message: JobMessage) -> None:
         """Another job holds the source: put this one back on the queue for later, uncounted."""

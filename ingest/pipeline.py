@@ -177,7 +177,14 @@ class IngestionPipeline:
         job: JobRecord | None = None,
         progress: ProgressCallback | None = None,
         cancel: Cancellation | None = None,
+        raise_unavailable: bool = False,
     ) -> JobRecord:
+        """Ingest ``source`` into the index and return the finished job record.
+
+        With ``raise_unavailable`` an unreachable index raises :class:`IndexUnavailableError` and leaves the
+        record as it stands (running), for a caller that retries: a record saved as failed and rewritten
+        as queued a moment later would show a watching admin a failure that never happened.
+        """
         job = job or self._jobs.create(source=source.display_source, tenant_id=source.tenant_id)
         # Job records go to API clients: they name the source without the server's absolute path.
         job.source = source.display_source
@@ -191,6 +198,8 @@ class IngestionPipeline:
         try:
             self._run(source, job, progress, cancellation)
         except IndexUnavailableError as exc:
+            if raise_unavailable:
+                raise
             job.status, job.failure = JobStatus.FAILED, f"index unavailable: {exc}"
         except _Cancelled:
             job.status = JobStatus.CANCELLED

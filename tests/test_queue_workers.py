@@ -380,13 +380,25 @@ class FlakyIndex(QdrantChunkIndex):
         return super().document_states(tenant_id=tenant_id, source_id=source_id)
 
 
+class StatusHistoryStore(JobStore):
+    """The real job store, remembering every status it was asked to save (what an admin polling could see)."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root=root)
+        self.saved: list[JobStatus] = []
+
+    def save(self, job: JobRecord) -> None:
+        self.saved.append(job.status)
+        super().save(job)
+
+
 def run_in_process(
     tmp_path: Path, queue: JobQueue, embedder: SentenceTransformerEmbedder, *, index: FlakyIndex
-) -> JobRecord:
-    """One job through the queue and a worker thread of this process, against ``index``."""
+) -> tuple[JobRecord, list[JobStatus]]:
+    """One job through the queue and a worker thread of this process, against ``index``; its saved statuses."""
     corpus = tmp_path / "corpus"
     write_source(corpus, files=2)
-    store = JobStore(root=tmp_path / "jobs")
+    store = StatusHistoryStore(root=tmp_path / "jobs")
     pipeline = IngestionPipeline(
         index=index, embedder=embedder, jobs=store, parser=functools.partial(parse_document, limits=DEFAULT_LIMITS)
     )
@@ -398,7 +410,7 @@ def run_in_process(
         runner.wait_idle(timeout_seconds=60)
     finally:
         worker.stop()
-    return store.get(job.id)
+    return store.get(job.id), store.saved
 
 
 def test_unreachable_index_is_retried_with_growing_backoff(
@@ -406,8 +418,11 @@ def test_unreachable_index_is_retried_with_growing_backoff(
 ) -> None:
     index = FlakyIndex(failures=2, dimension=embedder.dimension)
     queue = queues(max_attempts=4)
-    job = run_in_process(tmp_path, queue, embedder, index=index)
+    job, saved = run_in_process(tmp_path, queue, embedder, index=index)
     assert job.status is JobStatus.SUCCEEDED and job.counts["added"] == 2 and job.failure is None
+    # Between attempts the record says "queued": a failed status, even for a moment, would end an
+    # admin's wait (or a client's poll) on a job that is about to be retried.
+    assert JobStatus.FAILED not in saved and saved.count(JobStatus.QUEUED) >= 2, saved
     assert queue.attempts(job.id) == 3
     first_wait, second_wait = (later - earlier for earlier, later in zip(index.calls, index.calls[1:], strict=False))
     # dramatiq's backoff: min_backoff * 2**retries, stretched by a random factor of 1 to 2.
@@ -419,7 +434,8 @@ def test_index_unreachable_for_every_attempt_fails_the_job(
 ) -> None:
     index = FlakyIndex(failures=100, dimension=embedder.dimension)
     queue = queues(max_attempts=2)
-    job = run_in_process(tmp_path, queue, embedder, index=index)
+    job, saved = run_in_process(tmp_path, queue, embedder, index=index)
+    assert saved[-1] is JobStatus.FAILED and saved.count(JobStatus.FAILED) == 1, saved
     assert job.status is JobStatus.FAILED and len(index.calls) == 2 and queue.attempts(job.id) == 2
     assert job.failure is not None and job.failure.startswith("index unavailable")
     assert "gave up after 2 attempts" in job.failure
