@@ -68,6 +68,8 @@ VARIANTS: dict[str, EdgeTuning] = {
     "full-scan-40000": EdgeTuning(full_scan_threshold_kb=40_000, acorn=False, segments=0),
     "chosen-2-segments": EdgeTuning(segments=0),
     "chosen-8-segments": EdgeTuning(segments=8),
+    # A denser graph: at 300k it lifted the 500-groups caller's recall (0.981 to 0.989) for +8 % build time.
+    "chosen-m32": EdgeTuning(m=32),
 }
 
 

@@ -11,6 +11,9 @@ still no answer to a question about revenue. An answer passes here when
 * the passages it cites speak of the question's subject: most of the question's
   key terms (stemmed) are in them, and the term the question asks about (its
   head: "revenue" in "What was Brightwater's revenue in Q3?") is one of them;
+* where the question counts units of something ("how many weeks of paid parental
+  leave"), the cited passages name that thing as the question does ("parental
+  leave", not only "sick leave" and "paid time off");
 * a figure taken from a table row comes from a row (with its header and the title
   or section it sits under) that speaks of the question's subject;
 * a figure taken from a table is not a line item the question did not ask for
@@ -26,6 +29,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 # The citation check's normalised numbers ("38,420" == "38420"): a row holds a figure exactly when that check says so.
 from retrieval.citations import figures as numbers_in
@@ -57,6 +61,9 @@ _PHRASE_END = frozenset(
     "of for in on at to by from with that which who does do did is are was were will would can must should "
     "has have had after before during".split()
 )
+# "How many weeks of paid parental leave does ...": the unit counted and the phrase naming what it is of.
+_COUNTED_PHRASE = re.compile(r"\bhow\s+many\s+(?P<unit>[a-z]+)\s+of\s+(?P<phrase>[^?]*)", re.IGNORECASE)
+_WORD = re.compile(r"[a-z0-9]+")
 _TOTAL_HEADER = frozenset(stem(w) for w in ("total", "totals", "overall", "sum", "combined"))
 _CELL_SPLIT = re.compile(r"\s*\|\s*")
 # Words too general to be what a question is about.
@@ -105,6 +112,9 @@ def answers_question(
         return verdict
     share = MIN_SUBJECT_SHARE if min_share is None else min_share
     verdict = _on_subject(question, claim, cited, share)
+    if not verdict.supported:
+        return verdict
+    verdict = _names_what_is_counted(question, cited)
     if not verdict.supported:
         return verdict
     verdict = _row_on_subject(question, claim, cited, share)
@@ -161,6 +171,42 @@ def _on_subject(question: str, claim: str, cited: Sequence[str], min_share: floa
     if head is not None and head not in held:
         return SupportVerdict(False, f"the cited passages never name what the question asks about ({head})")
     return SupportVerdict(True)
+
+
+def counted_thing(question: str) -> tuple[str, str] | None:
+    """The last two words (stemmed) of what a "how many <unit> of <thing>" question counts, or None.
+
+    "How many weeks of paid parental leave does a parent get?" counts ("parent", "leav"). A thing named
+    by one word gives None: the subject-share and head checks already cover it.
+    """
+    match = _COUNTED_PHRASE.search(question)
+    if match is None:
+        return None
+    words: list[str] = []
+    for word in _WORD.findall(match.group("phrase").lower()):
+        if word in _PHRASE_END:
+            break
+        if word not in ("a", "an", "the"):
+            words.append(word)
+    if len(words) < 2:
+        return None
+    return stem(words[-2]), stem(words[-1])
+
+
+def _names_what_is_counted(question: str, cited: Sequence[str]) -> SupportVerdict:
+    """The cited passages name what the question counts as the question does, the two words side by side.
+
+    "2 weeks of notice" under "Paid time off and sick leave" holds "weeks", "paid" and "leave", most of
+    "how many weeks of paid parental leave", and is no answer to it: the kind of leave is the subject.
+    """
+    thing = counted_thing(question)
+    if thing is None:
+        return SupportVerdict(True)
+    for text in cited:
+        stems = [stem(word) for word in _WORD.findall(text.lower())]
+        if thing in pairwise(stems):
+            return SupportVerdict(True)
+    return SupportVerdict(False, f"the cited passages never name what the question counts ({' '.join(thing)})")
 
 
 def _row_on_subject(question: str, claim: str, cited: Sequence[str], min_share: float) -> SupportVerdict:

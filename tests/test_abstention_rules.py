@@ -10,7 +10,14 @@ from core.records import Passage
 from retrieval.generation.extractive import ExtractiveGenerator
 from retrieval.lexicon import figure_kinds, key_terms
 from retrieval.prompts import ABSTAIN_ANSWER
-from retrieval.support import MIN_SUBJECT_SHARE, answers_question, question_head, right_kind, subject_share
+from retrieval.support import (
+    MIN_SUBJECT_SHARE,
+    answers_question,
+    counted_thing,
+    question_head,
+    right_kind,
+    subject_share,
+)
 
 
 def passage(text: str, *, title: str = "Notes", section: str | None = None, number: int = 1) -> Passage:
@@ -128,3 +135,44 @@ def test_a_fiscal_year_word_names_its_year() -> None:
     budget = "FY2026 Operating Budget - Summary\nItem | FY2025 forecast | FY2026 budget\nYear-end headcount | 340 | 392"
     question = "What is the planned headcount at the end of 2026?"
     assert answers_question(question, "Year-end headcount: FY2026 budget: 392 [1].", [budget]).supported
+
+
+HANDBOOK_LEAVE = (
+    "Brightwater Robotics Employee Handbook - Paid time off and sick leave\n"
+    "Requests for more than 3 consecutive days need 2 weeks of notice in Workday.\n"
+    "Sick leave is separate from paid time off: 10 days per year at full pay."
+)
+PARENTAL_POLICY = (
+    "Parental Leave Policy - Leave\n"
+    "Every eligible parent gets 18 weeks of fully paid parental leave, taken within 12 months of the birth."
+)
+
+
+def test_what_a_question_counts_is_read_from_its_last_two_words() -> None:
+    assert counted_thing("How many weeks of paid parental leave does a parent get?") == ("parent", "leav")
+    assert counted_thing("How many days of sick leave at full pay do employees get per year?") == ("sick", "leav")
+    assert counted_thing("How many weeks of notice do I give?") is None  # one word: other checks cover it
+    assert counted_thing("How many robots run in the pilot?") is None
+
+
+def test_a_figure_counting_another_kind_of_leave_is_no_answer() -> None:
+    question = "How many weeks of paid parental leave does a parent get?"
+    # Most of the question's words are in the handbook passage ("weeks", "paid", "leave"), but not its subject.
+    wrong = "Requests for more than 3 consecutive days need 2 weeks of notice in Workday [1]."
+    assert subject_share(question, wrong, [HANDBOOK_LEAVE]) >= MIN_SUBJECT_SHARE
+    verdict = answers_question(question, wrong, [HANDBOOK_LEAVE])
+    assert not verdict.supported and "counts (parent leav)" in verdict.reason
+    right = "Every eligible parent gets 18 weeks of fully paid parental leave [1]."
+    assert answers_question(question, right, [PARENTAL_POLICY]).supported
+    sick = "How many days of sick leave at full pay do employees get per year?"
+    assert answers_question(sick, "Sick leave is 10 days per year at full pay [1].", [HANDBOOK_LEAVE]).supported
+
+
+def test_the_extractive_answer_from_a_passage_about_another_kind_of_leave_is_refused() -> None:
+    """What the extractive generator (the model's fallback) quotes is refused by the check every answer passes."""
+    question = "How many weeks of paid parental leave does a parent get?"
+    text = HANDBOOK_LEAVE.split("\n", 1)[1]
+    handbook = passage(text, title="Employee Handbook", section="Paid time off and sick leave")
+    quoted = ExtractiveGenerator().answer(question=question, passages=[handbook])
+    assert quoted != ABSTAIN_ANSWER  # the generator alone would answer: its words overlap the question's
+    assert not answers_question(question, quoted, [HANDBOOK_LEAVE]).supported
