@@ -229,8 +229,12 @@ class RetrievalSettings(BaseModel):
         le=1.0,
         description="cosine below which passages are ignored (hybrid: in the dense branch, before fusion)",
     )
+    # Hybrid by default, measured against dense in one run each: SciFact train nDCG@10 0.867 against 0.817;
+    # the persona set (extractive, 847 items) resolved safely 0.935 against 0.932 and correct 0.888 against
+    # 0.878; the Qwen subset (140 items) 0.914 / 0.867 against 0.907 / 0.850. The price is a second branch
+    # per search and a dense look-up of the cosines the relevance gate reads.
     mode: RetrievalModeSetting = Field(
-        default=RetrievalModeSetting.DENSE,
+        default=RetrievalModeSetting.HYBRID,
         description="dense (embeddings), sparse (BM25 term weights) or hybrid (both, fused by rank in the index)",
     )
     fusion_candidates: int = Field(default=50, ge=1, le=1000, description="chunks each hybrid branch passes to fusion")
