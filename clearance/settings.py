@@ -230,9 +230,10 @@ class RetrievalSettings(BaseModel):
         description="cosine below which passages are ignored (hybrid: in the dense branch, before fusion)",
     )
     # Hybrid by default, measured against dense in one run each: SciFact train nDCG@10 0.867 against 0.817;
-    # the persona set (extractive, 847 items) resolved safely 0.935 against 0.932 and correct 0.888 against
-    # 0.878; the Qwen subset (140 items) 0.914 / 0.867 against 0.907 / 0.850. The price is a second branch
-    # per search and a dense look-up of the cosines the relevance gate reads.
+    # the persona set (extractive, 847 items) resolved safely 0.942 against 0.934 and correct 0.888 against
+    # 0.870, abstention recall 0.985 both; the Qwen subset (140 items) resolved 0.914 / correct 0.867 against
+    # 0.907 / 0.850. The price is a second branch per search and a dense look-up of the cosines the
+    # relevance gate reads.
     mode: RetrievalModeSetting = Field(
         default=RetrievalModeSetting.HYBRID,
         description="dense (embeddings), sparse (BM25 term weights) or hybrid (both, fused by rank in the index)",

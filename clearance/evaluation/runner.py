@@ -268,6 +268,8 @@ def describe_run(runtime: Runtime, settings: Settings, *, judge: Judge | None, a
         "prompts": sorted(asker.prompts),
         "retrieval": settings.retrieval.model_dump(mode="json"),
         "embedding": {
+            # Which vectors: backend, recipe and weights (int8 and fp32 rank a little differently).
+            "fingerprint": runtime.embedder.fingerprint,
             "model_path": str(settings.embedding.model_path) if settings.embedding.model_path else "bundled",
             "threads": settings.embedding.threads,
         },
