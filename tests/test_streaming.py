@@ -23,7 +23,8 @@ from retrieval.answer import AnswerService
 from retrieval.generation.extractive import ExtractiveGenerator
 from retrieval.generation.llama_cpp import LlamaCppGenerator
 from tests.conftest import G1
-from tests.test_generators import _smollm2, policy_runtime  # noqa: F401  (fixture)
+from tests.local_models import smollm2_path
+from tests.test_generators import policy_runtime  # noqa: F401  (fixture)
 
 
 def _free_port() -> int:
@@ -35,7 +36,7 @@ def _free_port() -> int:
 
 @pytest.fixture()
 def served(policy_runtime: Runtime) -> Iterator[tuple[str, LlamaCppGenerator, Runtime]]:  # noqa: F811
-    generator = LlamaCppGenerator(model_path=_smollm2(), threads=2, max_tokens=4000, use_grammar=False)
+    generator = LlamaCppGenerator(model_path=smollm2_path(), threads=2, max_tokens=4000, use_grammar=False)
     answers = AnswerService(
         index=policy_runtime.index,
         embedder=policy_runtime.embedder,
