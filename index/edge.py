@@ -79,6 +79,9 @@ _SHARD_DIR = "shard"
 _LOCK_FILE = "owner.lock"
 _WRITE_BATCH = 256
 T = TypeVar("T")
+# int8 copies of the vectors kept in memory for the graph walk and exact scans (a quarter of the
+# float32 bytes); quantile 0.99 clips the outermost 1 % of component values, Qdrant's usual setting.
+_INT8_IN_RAM = qe.ScalarQuantizationConfig(type=qe.ScalarType.Int8, quantile=0.99, memory=qe.Memory.Pinned)
 
 
 class PayloadGraph(StrEnum):
@@ -90,6 +93,10 @@ class PayloadGraph(StrEnum):
     #: only ``acl_allow`` and ``tenant_id``, the fields whose values a security filter unions:
     #: each group's and tenant's chunks stay connected in the graph.
     ACL = "acl"
+    #: only ``acl_allow``: the tenant's own links cover ~90 % of the points, connect nothing a
+    #: filter needs, and made every tenant check of a graph search slower (measured: 50 %
+    #: selectivity, 100k chunks, 7.4 -> 3.3 ms for the engine's query alone).
+    ALLOW = "allow"
     #: none: recall@10 at 10 % selectivity fell to 0.29-0.63 (0.84-0.89 with ACORN): the trap.
     NONE = "none"
 
@@ -119,6 +126,14 @@ class EdgeTuning:
     left segments so small that 10-50 % filters became exact scans of every segment
     (~3x slower at 50 %). ``max_segment_kb`` / ``indexing_threshold_kb``: None keeps
     the engine's defaults.
+    ``quantized``: int8 copies of the vectors, kept in memory, for the graph walk and exact
+    scans; the best ``oversampling`` x ``top_k`` candidates are rescored with the float
+    vectors, so the order returned is exact among them. At 300k chunks (one bulk-loaded
+    build each, same corpus) it cut p95 from 10.5 / 18.8 / 24.1 / 32.2 ms to 5.0 / 12.5 /
+    17.3 / 26.0 ms at 0.1 / 1 / 10 / 50 % selectivity, with the same recall@10 (1.0 up to
+    10 %, 0.991 against 0.992 at 50 %) and 40 % less build time (188 s against 317 s).
+    Without rescoring (``oversampling`` 1) recall fell to 0.97-0.99 at 100k. Segments that
+    are still being written (unindexed) are searched with the float vectors.
     """
 
     m: int = 16
@@ -131,6 +146,8 @@ class EdgeTuning:
     segments: int = 4
     max_segment_kb: int | None = None
     indexing_threshold_kb: int | None = None
+    quantized: bool = True
+    oversampling: float = 2.0
 
 
 class EdgeChunkIndex:
@@ -168,6 +185,10 @@ class EdgeChunkIndex:
             acorn=qe.AcornSearchParams(enable=True, max_selectivity=self._tuning.acorn_max_selectivity)
             if self._tuning.acorn
             else None,
+            # Rescored with the stored float vectors: the order returned is exact among the candidates.
+            quantization=qe.QuantizationSearchParams(rescore=True, oversampling=self._tuning.oversampling)
+            if self._tuning.quantized
+            else None,
         )
 
     def _config(self, *, sparse: bool) -> qe.EdgeConfig:
@@ -175,6 +196,7 @@ class EdgeChunkIndex:
         return qe.EdgeConfig(
             vectors={DENSE_VECTOR: qe.EdgeVectorParams(size=self._dimension, distance=qe.Distance.Cosine)},
             sparse_vectors={SPARSE_VECTOR: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)} if sparse else None,
+            quantization_config=_INT8_IN_RAM if tuning.quantized else None,
             hnsw_config=qe.HnswIndexConfig(
                 m=tuning.m, ef_construct=tuning.ef_construct, full_scan_threshold=tuning.full_scan_threshold_kb
             ),
@@ -241,6 +263,8 @@ class EdgeChunkIndex:
         linked = set(KEYWORD_FIELDS) if graph is PayloadGraph.ALL else set()
         if graph is PayloadGraph.ACL:
             linked = {ALLOW_FIELD, TENANT_FIELD}
+        if graph is PayloadGraph.ALLOW:
+            linked = {ALLOW_FIELD}
         existing = self._call(lambda shard: set(shard.info().payload_schema))
         operations = [
             qe.UpdateOperation.create_field_index(field, qe.KeywordIndexParams(enable_hnsw=field in linked))

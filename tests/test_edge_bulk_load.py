@@ -7,6 +7,7 @@ searches after a bulk load go through the graphs, like the benchmark's at 100k.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -86,3 +87,30 @@ def test_bulk_loads_do_not_nest(tmp_path: Path) -> None:
             pass
     finally:
         index.close()
+
+
+def quantized_segments(index_path: Path) -> int:
+    """Segments holding int8 copies of the dense vectors (the engine writes them beside the floats)."""
+    return len(list(index_path.glob("shard/segments/*/vector_storage-dense/quantized.data")))
+
+
+def test_int8_vectors_are_built_with_the_graphs_and_keep_the_filter_and_recall_of_float_vectors(
+    corpus: Corpus, tmp_path: Path
+) -> None:
+    """The default keeps int8 copies for the graph walk; the float tuning (the earlier default) has none."""
+    rows = {}
+    for name, tuning in (("int8", SMALL_THRESHOLD), ("float", replace(SMALL_THRESHOLD, quantized=False))):
+        index = EdgeChunkIndex(path=tmp_path / name, dimension=DIMENSION, tuning=tuning)
+        try:
+            index.ensure_schema()
+            with index.bulk_load():
+                write_corpus(index, corpus)
+                assert quantized_segments(tmp_path / name) == 0  # made with the graphs, not while writing
+            assert in_graphs(index) > 0
+            rows[name] = quality(index, corpus)
+        finally:
+            index.close()
+    assert quantized_segments(tmp_path / "int8") > 0 and quantized_segments(tmp_path / "float") == 0
+    assert all(row["leaks"] == 0 for row in rows["int8"] + rows["float"])
+    for int8_row, float_row in zip(rows["int8"], rows["float"], strict=True):
+        assert int8_row["recall_at_10"] >= 0.97 and float_row["recall_at_10"] >= 0.97, (int8_row, float_row)
