@@ -38,7 +38,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from qdrant_client import QdrantClient, models
@@ -50,6 +50,9 @@ from core.records import ChunkDraft, DocumentMeta
 from index.edge import EdgeChunkIndex, EdgeTuning, PayloadGraph
 from index.ports import ChunkIndex, IndexedDocument
 from index.qdrant import QdrantChunkIndex
+
+if TYPE_CHECKING:
+    from clearance.settings import RetrievalSettings
 
 TENANT = "d1f72fea-086f-4448-9dce-2f71deb8ef72"
 OTHER_TENANT = "d397c693-4a32-47ad-9ee4-9ad621108730"
@@ -363,10 +366,33 @@ def measure_search_e2e(
     """``POST /v1/search`` through the product over the shard just measured: real token validation,
     query embedding with the configured embedder, the security filter, the engine and serialisation.
 
+    Measured once per retrieval mode, the default (hybrid) and dense, over the same shard and
+    questions: the sparse branch ranks with IDF over the chunks the caller may read, which the
+    engine counts on every query, so the two grow differently with the readable share.
     The app runs under uvicorn on loopback and is called with httpx, one request at a time, so
     the figure is one caller's latency. Callers are the few-groups ones (a token with more than
     200 groups carries an overage claim the development directory cannot resolve for synthetic users).
     """
+    from clearance.settings import RetrievalModeSetting, RetrievalSettings
+
+    default_mode = RetrievalSettings().mode
+    modes = [default_mode, *(m for m in (RetrievalModeSetting.DENSE,) if m != default_mode)]
+    by_mode = {
+        mode.value: _search_e2e_in_mode(folder, callers, queries, RetrievalSettings(mode=mode)) for mode in modes
+    }
+    embedder = next(iter(by_mode.values()))["embedder"]
+    return {
+        "endpoint": "/v1/search",
+        "embedder": embedder,
+        "default_mode": default_mode.value,
+        "buckets": by_mode[default_mode.value]["buckets"],
+        "by_mode": {mode: result["buckets"] for mode, result in by_mode.items()},
+    }
+
+
+def _search_e2e_in_mode(
+    folder: Path, callers: list[tuple[float, str, Principal]], queries: int, retrieval: RetrievalSettings
+) -> dict[str, Any]:
     import httpx
 
     from benchmarks.server import running_app
@@ -374,10 +400,13 @@ def measure_search_e2e(
     from clearance.settings import IndexSettings, Mode, Settings
     from index.embedding_stamp import FolderStamp
 
-    rng = np.random.default_rng(11)
+    rng = np.random.default_rng(11)  # the same questions in every mode
     with tempfile.TemporaryDirectory(prefix="clearance-e2e-") as scratch:
         settings = Settings(
-            mode=Mode.DEVELOPMENT, data_dir=Path(scratch), index=IndexSettings(location=f"edge:{folder}")
+            mode=Mode.DEVELOPMENT,
+            data_dir=Path(scratch),
+            index=IndexSettings(location=f"edge:{folder}"),
+            retrieval=retrieval,
         )
         embedder = build_embedder(settings)
         # The shard holds synthetic vectors, not any embedder's: record the configured one as its
@@ -420,7 +449,7 @@ def measure_search_e2e(
                     )
         finally:
             runtime.close()
-        return {"endpoint": "/v1/search", "embedder": type(runtime.embedder).__name__, "buckets": rows}
+        return {"embedder": type(runtime.embedder).__name__, "buckets": rows}
 
 
 _QUERY_WORDS = np.array(

@@ -114,3 +114,29 @@ def test_int8_vectors_are_built_with_the_graphs_and_keep_the_filter_and_recall_o
     assert all(row["leaks"] == 0 for row in rows["int8"] + rows["float"])
     for int8_row, float_row in zip(rows["int8"], rows["float"], strict=True):
         assert int8_row["recall_at_10"] >= 0.97 and float_row["recall_at_10"] >= 0.97, (int8_row, float_row)
+
+
+def test_a_shard_built_with_float_vectors_gets_int8_copies_on_its_next_write_after_an_upgrade(
+    corpus: Corpus, tmp_path: Path
+) -> None:
+    """A shard from before int8 vectors opens under the new default and keeps answering the same."""
+    path = tmp_path / "shard"
+    older = EdgeChunkIndex(path=path, dimension=DIMENSION, tuning=replace(SMALL_THRESHOLD, quantized=False))
+    try:
+        older.ensure_schema()
+        write_corpus(older, corpus)
+        before = quality(older, corpus)
+    finally:
+        older.close()
+    assert quantized_segments(path) == 0
+    upgraded = EdgeChunkIndex(path=path, dimension=DIMENSION, tuning=SMALL_THRESHOLD)
+    try:
+        opened = quality(upgraded, corpus)
+        upgraded.delete_document("doc-0")  # an ordinary write: its optimize() makes the int8 copies
+        assert quantized_segments(path) > 0
+        after = quality(upgraded, corpus)
+        assert upgraded.count() == len(corpus.chunk_doc) - len(corpus.doc_chunks[0])
+    finally:
+        upgraded.close()
+    assert all(row["leaks"] == 0 for row in before + opened + after)
+    assert all(row["recall_at_10"] >= 0.97 for row in before + opened + after), (before, opened, after)
