@@ -284,11 +284,16 @@ def test_cli_cancels_a_queued_job_and_says_so(tmp_path: Path, monkeypatch: pytes
 # -- a real worker process on the Redis queue -----------------------------------------------
 
 
+BIG_JOB_FILES = 400
+
+
 def test_worker_process_drops_a_cancelled_queued_job_and_stops_a_running_one(
     tmp_path: Path, namespace: str, redis_client: redis.Redis, queues: Callable[..., JobQueue]
 ) -> None:
     corpus, data_dir = tmp_path / "corpus", tmp_path / "data"
-    write_source(corpus / "big", files=120, long_every=2)
+    # Big enough that the job cannot finish in the second between its first progress and the cancel
+    # (with 120 files a clean-clone CI run once waited 120 s for a cancel that never came).
+    write_source(corpus / "big", files=BIG_JOB_FILES, long_every=2)
     write_source(corpus / "small", files=2)
     roots = {TENANT: [corpus / "big", corpus / "small"]}
     store = shared_job_store(data_dir)
@@ -302,14 +307,17 @@ def test_worker_process_drops_a_cancelled_queued_job_and_stops_a_running_one(
         wait_for(lambda: store.get(big.id).files_done > 0, timeout=240, what="the big job to start", log=worker.log)
         service.cancel(tenant_id=TENANT, job_id=big.id)
         stopped = lambda: store.get(big.id).status is JobStatus.CANCELLED  # noqa: E731
-        wait_for(stopped, timeout=120, what="the big job to stop", log=worker.log)
+        try:
+            wait_for(stopped, timeout=120, what="the big job to stop", log=worker.log)
+        except AssertionError as failure:  # say where the job was: finished, still running, failed
+            raise AssertionError(f"{failure}\njob record: {store.get(big.id).to_dict()}") from None
         dropped = f"job {small.id} already finished (cancelled)"
         wait_for(lambda: dropped in worker.log.read_text(errors="replace"), timeout=60, what="the drop", log=worker.log)
     finally:
         stop_all(worker)
 
     big_done, small_done = store.get(big.id), store.get(small.id)
-    assert big_done.status is JobStatus.CANCELLED and 0 < big_done.files_done < 120, big_done.to_dict()
+    assert big_done.status is JobStatus.CANCELLED and 0 < big_done.files_done < BIG_JOB_FILES, big_done.to_dict()
     assert small_done.status is JobStatus.CANCELLED and small_done.started_at is None
     assert worker.documents(FilesystemSource(root=corpus / "small", tenant_id=TENANT)) == {}
     written = worker.documents(FilesystemSource(root=corpus / "big", tenant_id=TENANT))
