@@ -95,7 +95,8 @@ class PayloadGraph(StrEnum):
     ACL = "acl"
     #: only ``acl_allow``: the tenant's own links cover ~90 % of the points, connect nothing a
     #: filter needs, and made every tenant check of a graph search slower (measured: 50 %
-    #: selectivity, 100k chunks, 7.4 -> 3.3 ms for the engine's query alone).
+    #: selectivity, 100k chunks, 7.4 -> 3.3 ms for the engine's query alone). At 300k with
+    #: int8 vectors it measured no better than ``ACL`` (one build each), so it is not the default.
     ALLOW = "allow"
     #: none: recall@10 at 10 % selectivity fell to 0.29-0.63 (0.84-0.89 with ACORN): the trap.
     NONE = "none"
