@@ -47,20 +47,25 @@ import qdrant_edge as qe
 from qdrant_client import models
 
 from acl.access import AccessList
-from acl.index_filter import ALLOW_FIELD, DENY_FIELD, LIVE_STATE, STATE_FIELD, TENANT_FIELD, security_filter
+from acl.index_filter import ALLOW_FIELD, DENY_FIELD, LIVE_STATE, READ_FIELD, STATE_FIELD, TENANT_FIELD, security_filter
 from acl.principal import Principal
 from core.errors import IndexUnavailableError, InvalidInputError
 from core.records import DocumentState, Passage, StoredDocument
 from index.edge_filter import to_edge_filter
 from index.payload import (
+    ACL_SOURCE_FIELDS,
     DOCUMENT_FIELDS,
     KEYWORD_FIELDS,
     PASSAGE_FIELDS,
+    PUBLISH_ATTEMPTS,
     READ_FIELDS,
     STATE_FIELDS,
     TERM_FIELDS,
+    acl_payload,
     document_state,
     in_document_order,
+    live_acl_payload,
+    live_payload,
     new_version,
     page_of_documents,
     passage,
@@ -90,14 +95,11 @@ class PayloadGraph(StrEnum):
     #: every indexed field, the engine's default: best recall, but ~2.5x the build time and
     #: a denser graph that made ACORN 5-10x slower at 10-50 % selectivity (measured).
     ALL = "all"
-    #: only ``acl_allow`` and ``tenant_id``, the fields whose values a security filter unions:
-    #: each group's and tenant's chunks stay connected in the graph.
+    #: only the read keys (``acl_read``), the field whose values a security filter unions: each
+    #: key's live chunks stay connected in the graph. (Before read keys, ``acl_allow`` and
+    #: ``tenant_id`` were linked; the tenant's links cover ~90 % of the points and connect
+    #: nothing a filter needs.)
     ACL = "acl"
-    #: only ``acl_allow``: the tenant's own links cover ~90 % of the points, connect nothing a
-    #: filter needs, and made every tenant check of a graph search slower (measured: 50 %
-    #: selectivity, 100k chunks, 7.4 -> 3.3 ms for the engine's query alone). At 300k with
-    #: int8 vectors it measured no better than ``ACL`` (one build each), so it is not the default.
-    ALLOW = "allow"
     #: none: recall@10 at 10 % selectivity fell to 0.29-0.63 (0.84-0.89 with ACORN): the trap.
     NONE = "none"
 
@@ -263,9 +265,7 @@ class EdgeChunkIndex:
         graph = self._tuning.payload_graph
         linked = set(KEYWORD_FIELDS) if graph is PayloadGraph.ALL else set()
         if graph is PayloadGraph.ACL:
-            linked = {ALLOW_FIELD, TENANT_FIELD}
-        if graph is PayloadGraph.ALLOW:
-            linked = {ALLOW_FIELD}
+            linked = {READ_FIELD}
         existing = self._call(lambda shard: set(shard.info().payload_schema))
         operations = [
             qe.UpdateOperation.create_field_index(field, qe.KeywordIndexParams(enable_hnsw=field in linked))
@@ -277,6 +277,42 @@ class EdgeChunkIndex:
             operations.append(qe.UpdateOperation.create_field_index("chunk_index", params))
         if operations:
             self._write(operations)
+        self._backfill_read_keys()
+
+    def _backfill_read_keys(self) -> None:
+        """Read keys for live chunks written before they existed (until then such chunks match nobody).
+
+        Grouped by tenant and ACL fingerprint, and written only where both still hold,
+        so an ACL rewrite meanwhile is never undone. Chunks that allow nobody stay empty.
+        """
+        missing = qe.Filter(
+            must=[_match(STATE_FIELD, LIVE_STATE), qe.IsEmptyCondition(key=READ_FIELD)],
+            must_not=[qe.IsEmptyCondition(key=ALLOW_FIELD)],
+        )
+        with self._lock:
+            groups: dict[tuple[str, str], list[qe.PointId]] = {}
+            stored: dict[tuple[str, str], dict[str, Any]] = {}
+            for point_id, payload in self._scroll(missing, ACL_SOURCE_FIELDS):
+                group = (str(payload.get(TENANT_FIELD) or ""), str(payload.get("acl_hash") or ""))
+                groups.setdefault(group, []).append(point_id)
+                stored.setdefault(group, payload)
+            operations = [
+                qe.UpdateOperation.set_payload_by_filter(
+                    qe.Filter(
+                        must=[
+                            qe.HasIdCondition(point_ids=set(ids[start : start + _WRITE_BATCH])),
+                            _match(TENANT_FIELD, tenant),
+                            _match("acl_hash", acl_hash),
+                            _match(STATE_FIELD, LIVE_STATE),
+                        ]
+                    ),
+                    {READ_FIELD: live_payload(stored[(tenant, acl_hash)])[READ_FIELD]},
+                )
+                for (tenant, acl_hash), ids in groups.items()
+                for start in range(0, len(ids), _WRITE_BATCH)
+            ]
+            if operations:
+                self._write(operations)
 
     @contextmanager
     def bulk_load(self) -> Iterator[None]:
@@ -341,21 +377,55 @@ class EdgeChunkIndex:
         return version
 
     def publish(self, doc_id: str, version: str) -> None:
-        """Delete every other version of the document, then make ``version`` live."""
+        """Delete every other version of the document, then make ``version`` live with its read keys.
+
+        The read keys come from the staged chunks' own ACL, which an ACL rewrite keeps
+        current; the flip is written only where that ACL still holds (one lock holds
+        the whole publish here, the check matters against a server).
+        """
         doc, this_version = _match("doc_id", doc_id), _match("version", version)
-        self._write(
-            [
-                qe.UpdateOperation.delete_points_by_filter(qe.Filter(must=[doc], must_not=[this_version])),
-                qe.UpdateOperation.set_payload_by_filter(
-                    qe.Filter(must=[doc, this_version]), {STATE_FIELD: LIVE_STATE}
-                ),
-            ]
-        )
+        with self._lock:
+            self._write([qe.UpdateOperation.delete_points_by_filter(qe.Filter(must=[doc], must_not=[this_version]))])
+            staged = qe.Filter(must=[doc, this_version], must_not=[_match(STATE_FIELD, LIVE_STATE)])
+            for attempt in range(PUBLISH_ATTEMPTS + 1):
+                page = self._scroll_page(staged, ACL_SOURCE_FIELDS, 1)
+                if not page:
+                    return
+                if attempt == PUBLISH_ATTEMPTS:
+                    break
+                stored = page[0][1]
+                unchanged = qe.Filter(
+                    must=[
+                        doc,
+                        this_version,
+                        _match(TENANT_FIELD, str(stored.get(TENANT_FIELD) or "")),
+                        _match("acl_hash", str(stored.get("acl_hash") or "")),
+                    ]
+                )
+                self._write([qe.UpdateOperation.set_payload_by_filter(unchanged, live_payload(stored))])
+        raise IndexUnavailableError(f"the ACL of document {doc_id} kept changing while it was published")
 
     def update_acl(self, doc_id: str, acl: AccessList) -> None:
-        """Rewrite the ACL payload of every chunk of a document, without re-embedding."""
-        payload = {ALLOW_FIELD: sorted(acl.allow), DENY_FIELD: sorted(acl.deny), "acl_hash": acl.fingerprint()}
-        self._write([qe.UpdateOperation.set_payload_by_filter(qe.Filter(must=[_match("doc_id", doc_id)]), payload)])
+        """Rewrite the ACL payload of every chunk of a document, without re-embedding.
+
+        Staged chunks first, then live ones with their read keys in the same write, so a
+        publish in between either sees the new ACL or has its flip rewritten after it.
+        """
+        doc = _match("doc_id", doc_id)
+        with self._lock:
+            page = self._scroll_page(qe.Filter(must=[doc]), [TENANT_FIELD], 1)
+            if not page:
+                return
+            tenant_id = str(page[0][1].get(TENANT_FIELD) or "")
+            live = _match(STATE_FIELD, LIVE_STATE)
+            self._write(
+                [
+                    qe.UpdateOperation.set_payload_by_filter(qe.Filter(must=[doc], must_not=[live]), acl_payload(acl)),
+                    qe.UpdateOperation.set_payload_by_filter(
+                        qe.Filter(must=[doc, live]), live_acl_payload(tenant_id, acl)
+                    ),
+                ]
+            )
 
     def delete_document(self, doc_id: str) -> None:
         self._write([qe.UpdateOperation.delete_points_by_filter(qe.Filter(must=[_match("doc_id", doc_id)]))])

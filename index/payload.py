@@ -14,13 +14,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from acl.index_filter import ALLOW_FIELD, DENY_FIELD, STATE_FIELD, TENANT_FIELD
+from acl.access import AccessList
+from acl.index_filter import ALLOW_FIELD, DENY_FIELD, LIVE_STATE, READ_FIELD, STATE_FIELD, TENANT_FIELD, read_keys
 from core.records import DocumentState, Passage, StoredDocument
 from index.ports import IndexedDocument, ReadableChunk, SparseEncoder, SparseVector
 from index.sparse import ENCODER_FIELD
 
 STAGED_STATE = "staged"
-KEYWORD_FIELDS = (ALLOW_FIELD, DENY_FIELD, TENANT_FIELD, STATE_FIELD, "doc_id", "source_id", "version")
+KEYWORD_FIELDS = (READ_FIELD, ALLOW_FIELD, DENY_FIELD, TENANT_FIELD, STATE_FIELD, "doc_id", "source_id", "version")
 STATE_FIELDS = ["doc_id", "path", "content_hash", "acl_hash", "chunk_count"]
 DOCUMENT_FIELDS = ["doc_id", "tenant_id", "source_id", "path", "title", ALLOW_FIELD, DENY_FIELD]
 PASSAGE_FIELDS = ["doc_id", "uri", "path", "title", "section", "page", "page_name", "text", "version"]
@@ -28,6 +29,10 @@ PASSAGE_FIELDS = ["doc_id", "uri", "path", "title", "section", "page", "page_nam
 READ_FIELDS = [*PASSAGE_FIELDS, "chunk_index", "source_id", "content_hash"]
 #: What a chunk's term weights are computed from, at write time and again by a backfill.
 TERM_FIELDS = ["title", "section", "text"]
+#: What publishing and the read-key backfill read from a stored chunk to compute its read keys.
+ACL_SOURCE_FIELDS = [TENANT_FIELD, ALLOW_FIELD, "acl_hash"]
+#: How often a publish re-reads an ACL that changed under it before giving up (the chunks stay staged).
+PUBLISH_ATTEMPTS = 5
 _CHUNK_NAMESPACE = uuid.UUID("6f1d6a52-94a4-4c1e-9a0e-5a3c1b7e2d10")
 
 
@@ -75,6 +80,7 @@ def staged_chunks(
         "acl_hash": acl.fingerprint(),
         ALLOW_FIELD: sorted(acl.allow),
         DENY_FIELD: sorted(acl.deny),
+        READ_FIELD: [],  # written by publishing: a staged chunk matches no caller
         "version": version,
         STATE_FIELD: STAGED_STATE,
         "modified_at": meta.modified_at,
@@ -101,6 +107,24 @@ def staged_chunks(
             )
         )
     return records
+
+
+def acl_payload(acl: AccessList) -> dict[str, Any]:
+    """An ACL rewrite of chunks that are not live: allow, deny and fingerprint, never read keys."""
+    return {ALLOW_FIELD: sorted(acl.allow), DENY_FIELD: sorted(acl.deny), "acl_hash": acl.fingerprint()}
+
+
+def live_acl_payload(tenant_id: str, acl: AccessList) -> dict[str, Any]:
+    """An ACL rewrite of live chunks: the same fields and the read keys, in one write per point."""
+    return {**acl_payload(acl), READ_FIELD: read_keys(tenant_id, acl.allow)}
+
+
+def live_payload(stored: Mapping[str, Any]) -> dict[str, Any]:
+    """What publishing writes on a staged chunk (read with :data:`ACL_SOURCE_FIELDS`): live, and its read keys."""
+    return {
+        STATE_FIELD: LIVE_STATE,
+        READ_FIELD: read_keys(str(stored.get(TENANT_FIELD) or ""), stored.get(ALLOW_FIELD) or ()),
+    }
 
 
 def document_state(payload: Mapping[str, Any]) -> DocumentState:

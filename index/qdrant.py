@@ -36,6 +36,7 @@ from acl.index_filter import (
     ALLOW_FIELD,
     DENY_FIELD,
     LIVE_STATE,
+    READ_FIELD,
     STATE_FIELD,
     TENANT_FIELD,
     security_filter,
@@ -44,14 +45,19 @@ from acl.principal import Principal
 from core.errors import IndexUnavailableError
 from core.records import DocumentState, Passage, StoredDocument
 from index.payload import (
+    ACL_SOURCE_FIELDS,
     DOCUMENT_FIELDS,
     KEYWORD_FIELDS,
     PASSAGE_FIELDS,
+    PUBLISH_ATTEMPTS,
     READ_FIELDS,
     STATE_FIELDS,
     TERM_FIELDS,
+    acl_payload,
     document_state,
     in_document_order,
+    live_acl_payload,
+    live_payload,
     new_version,
     page_of_documents,
     passage,
@@ -128,6 +134,7 @@ class QdrantChunkIndex:
             elif not self._has_sparse():
                 self._sparse_ready = self._sparse_added = self._add_sparse_vector()
             self._create_payload_indexes(self._collection)
+            self._backfill_read_keys()
             version = self._client.info().version
             self._idf_scoped = scopes_idf(version)
             if not self._idf_scoped:
@@ -151,6 +158,39 @@ class QdrantChunkIndex:
             self._client.create_payload_index(
                 name, field_name="chunk_index", field_schema=models.PayloadSchemaType.INTEGER
             )
+
+    def _backfill_read_keys(self) -> None:
+        """Read keys for live chunks written before they existed (until then such chunks match nobody).
+
+        Grouped by tenant and ACL fingerprint, and written only where both still hold,
+        so an ACL rewrite meanwhile (another process, against a server) is never undone.
+        Chunks that allow nobody stay empty.
+        """
+        missing = models.Filter(
+            must=[
+                _match(STATE_FIELD, LIVE_STATE),
+                models.IsEmptyCondition(is_empty=models.PayloadField(key=READ_FIELD)),
+            ],
+            must_not=[models.IsEmptyCondition(is_empty=models.PayloadField(key=ALLOW_FIELD))],
+        )
+        groups: dict[tuple[str, str], list[models.ExtendedPointId]] = {}
+        stored: dict[tuple[str, str], dict[str, Any]] = {}
+        for point_id, payload in self._scroll_points(missing, ACL_SOURCE_FIELDS):
+            group = (str(payload.get(TENANT_FIELD) or ""), str(payload.get("acl_hash") or ""))
+            groups.setdefault(group, []).append(point_id)
+            stored.setdefault(group, payload)
+        for (tenant, acl_hash), ids in groups.items():
+            for start in range(0, len(ids), 256):
+                still = models.Filter(
+                    must=[
+                        models.HasIdCondition(has_id=ids[start : start + 256]),
+                        _match(TENANT_FIELD, tenant),
+                        _match("acl_hash", acl_hash),
+                        _match(STATE_FIELD, LIVE_STATE),
+                    ]
+                )
+                keys = live_payload(stored[(tenant, acl_hash)])[READ_FIELD]
+                self._client.set_payload(self._collection, payload={READ_FIELD: keys}, points=still, wait=True)
 
     def _has_sparse(self) -> bool:
         sparse = self._client.get_collection(self._collection).config.params.sparse_vectors or {}
@@ -198,33 +238,71 @@ class QdrantChunkIndex:
         return version
 
     def publish(self, doc_id: str, version: str) -> None:
-        """Delete every other version of the document, then make ``version`` live."""
-        doc_filter = _match("doc_id", doc_id)
-        this_version = _match("version", version)
+        """Delete every other version of the document, then make ``version`` live with its read keys.
 
-        def flip() -> None:
-            self._client.delete(
-                self._collection,
-                points_selector=models.FilterSelector(filter=models.Filter(must=[doc_filter], must_not=[this_version])),
-                wait=True,
-            )
-            self._client.set_payload(
-                self._collection,
-                payload={STATE_FIELD: LIVE_STATE},
-                points=models.Filter(must=[doc_filter, this_version]),
-                wait=True,
-            )
+        The read keys come from the staged chunks' own ACL, which an ACL rewrite keeps
+        current. The flip is written only where that ACL still holds, and is read back:
+        against a server another process may rewrite the ACL in between, and then the
+        flip is done again with the new one (the chunks stay staged, so invisible, until it holds).
+        """
+        doc, this_version = _match("doc_id", doc_id), _match("version", version)
+        staged = models.Filter(must=[doc, this_version], must_not=[_match(STATE_FIELD, LIVE_STATE)])
 
-        self._call(flip)
+        def flip() -> bool:
+            others = models.Filter(must=[doc], must_not=[this_version])
+            self._client.delete(self._collection, points_selector=models.FilterSelector(filter=others), wait=True)
+            for attempt in range(PUBLISH_ATTEMPTS + 1):
+                page, _ = self._client.scroll(
+                    self._collection, scroll_filter=staged, limit=1, with_payload=ACL_SOURCE_FIELDS, with_vectors=False
+                )
+                if not page:
+                    return True
+                if attempt == PUBLISH_ATTEMPTS:
+                    break
+                stored = dict(page[0].payload or {})
+                unchanged = models.Filter(
+                    must=[
+                        doc,
+                        this_version,
+                        _match(TENANT_FIELD, str(stored.get(TENANT_FIELD) or "")),
+                        _match("acl_hash", str(stored.get("acl_hash") or "")),
+                    ]
+                )
+                self._client.set_payload(self._collection, payload=live_payload(stored), points=unchanged, wait=True)
+            return False
+
+        if not self._call(flip):
+            raise IndexUnavailableError(f"the ACL of document {doc_id} kept changing while it was published")
 
     def update_acl(self, doc_id: str, acl: AccessList) -> None:
-        """Rewrite the ACL payload of every chunk of a document, without re-embedding."""
-        payload = {ALLOW_FIELD: sorted(acl.allow), DENY_FIELD: sorted(acl.deny), "acl_hash": acl.fingerprint()}
-        self._call(
-            lambda: self._client.set_payload(
-                self._collection, payload=payload, points=models.Filter(must=[_match("doc_id", doc_id)]), wait=True
+        """Rewrite the ACL payload of every chunk of a document, without re-embedding.
+
+        Staged chunks first, then live ones with their read keys in the same write, so a
+        publish in between either sees the new ACL or has its flip rewritten after it.
+        """
+        doc, live = _match("doc_id", doc_id), _match(STATE_FIELD, LIVE_STATE)
+
+        def rewrite() -> None:
+            page, _ = self._client.scroll(
+                self._collection,
+                scroll_filter=models.Filter(must=[doc]),
+                limit=1,
+                with_payload=[TENANT_FIELD],
+                with_vectors=False,
             )
-        )
+            if not page:
+                return
+            tenant_id = str((page[0].payload or {}).get(TENANT_FIELD) or "")
+            not_live = models.Filter(must=[doc], must_not=[live])
+            self._client.set_payload(self._collection, payload=acl_payload(acl), points=not_live, wait=True)
+            self._client.set_payload(
+                self._collection,
+                payload=live_acl_payload(tenant_id, acl),
+                points=models.Filter(must=[doc, live]),
+                wait=True,
+            )
+
+        self._call(rewrite)
 
     def delete_document(self, doc_id: str) -> None:
         self._call(

@@ -20,7 +20,7 @@ import typer
 from qdrant_client import QdrantClient, models
 from typer.testing import CliRunner
 
-from acl.index_filter import LIVE_STATE, STATE_FIELD
+from acl.index_filter import LIVE_STATE, READ_FIELD, STATE_FIELD
 from clearance.compose import build_index
 from clearance.index_migrate import index_app, run_backfill
 from clearance.settings import IndexSettings, RetrievalModeSetting, Settings
@@ -37,10 +37,11 @@ CHUNKS = sum(len(doc.chunks) for doc in CORPUS)
 
 
 def legacy_chunks(docs: list[IndexedDocument] = CORPUS) -> list[ChunkRecord]:
-    """Chunks as the previous version stored them: no term weights, no encoder mark, published."""
+    """Chunks as an earlier version stored them: no term weights, no encoder mark, no read keys, published."""
     chunks = [chunk for doc in docs for chunk in staged_chunks(doc, "v1")]
     for chunk in chunks:
         chunk.payload[STATE_FIELD] = LIVE_STATE
+        del chunk.payload[READ_FIELD]
     return chunks
 
 
@@ -101,9 +102,9 @@ def test_qdrant_rebuild_copies_into_a_new_collection_behind_an_alias() -> None:
         assert aliases["chunks"].startswith("chunks-")
         assert {c.name for c in client.get_collections().collections} == {aliases["chunks"]}
         assert stored_dense(client, aliases["chunks"]) == before
+    index.ensure_schema()  # start-up on the alias works, and gives the copied chunks their read keys
     assert index.backfill_sparse().updated == CHUNKS
     assert set(sparse_sources(index)) <= readable_paths() and sparse_sources(index)
-    index.ensure_schema()  # start-up on the alias works
     assert {d.path for d in index.documents(tenant_id=READER.tenant_id)} == readable_paths() | {FORBIDDEN}
     index.close()
 

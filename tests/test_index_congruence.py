@@ -21,18 +21,22 @@ import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
+import qdrant_edge as qe
 from qdrant_client import QdrantClient, models
 
 from acl.access import AccessList
+from acl.index_filter import LIVE_STATE, READ_FIELD, STATE_FIELD
 from acl.principal import Principal, group_key, tenant_key, user_key
 from core.errors import IndexUnavailableError, InvalidInputError
 from core.records import ChunkDraft, DocumentMeta
 from index.edge import EdgeChunkIndex
 from index.edge_filter import to_edge_filter
+from index.payload import ACL_SOURCE_FIELDS, ChunkRecord, staged_chunks
 from index.ports import ChunkIndex, IndexedDocument, RetrievalMode
-from index.qdrant import QdrantChunkIndex
+from index.qdrant import DENSE_VECTOR, QdrantChunkIndex
 from tests.conftest import OTHER_TENANT, TENANT
 
 DIM = 64
@@ -245,6 +249,10 @@ def _key(key: str, value: str) -> models.FieldCondition:
     return models.FieldCondition(key=key, match=models.MatchValue(value=value))
 
 
+def _read_keys(*keys: str) -> models.FieldCondition:
+    return models.FieldCondition(key="acl_read", match=models.MatchAny(any=list(keys)))
+
+
 WIDENING_ATTEMPTS = {
     "should-other-keys": models.Filter(
         should=[
@@ -259,6 +267,13 @@ WIDENING_ATTEMPTS = {
         must=[models.Filter(should=[_key("tenant_id", TENANT), _key("tenant_id", OTHER_TENANT)])]
     ),
     "empty-filter": models.Filter(),
+    "should-forged-read-keys": models.Filter(
+        should=[
+            _read_keys(f"{OTHER_TENANT}#{tenant_key(OTHER_TENANT)}", f"{OTHER_TENANT}#{group_key(OTHER_TENANT, FIN)}"),
+            _read_keys(f"{TENANT}#{group_key(TENANT, FIN)}", f"{TENANT}#{user_key(TENANT, DENIED)}"),
+            models.IsEmptyCondition(is_empty=models.PayloadField(key="acl_read")),
+        ]
+    ),
 }
 
 
@@ -398,6 +413,45 @@ def test_documents_lists_a_tenant_in_source_and_path_order_a_page_at_a_time(corp
     assert [d.path for d in corpus.documents(tenant_id=OTHER_TENANT)] == ["other/plans.md"]
 
 
+def test_a_chunk_naming_another_tenants_group_is_read_by_nobody(index: ChunkIndex) -> None:
+    # A misattributed ACL: a document of the other tenant that allows this tenant's finance group.
+    stray = document(
+        "other/stray.md", acl({group_key(TENANT, FIN)}), "Stray ledger of the other company.", tenant=OTHER_TENANT
+    )
+    index.replace_document(stray)
+    for principal in (member(ALICE, FIN), member(ALICE, FIN, tenant=OTHER_TENANT), member(GUEST, FIN, guest=True)):
+        assert visible(index, principal, "stray ledger") == set()
+
+
+def test_an_acl_rewritten_while_a_version_is_staged_governs_it_once_published(corpus: ChunkIndex) -> None:
+    old = BY_PATH["finance/q3.md"]
+    new = document("finance/q3.md", old.acl, "Q3 revenue was restated to 11.9 million.", marker="v2")
+    version = corpus.stage_document(new)
+    corpus.update_acl(old.meta.doc_id, acl({group_key(TENANT, ENG)}))  # finance loses it, engineering gains it
+    assert "finance/q3.md" not in visible(corpus, member(ALICE, FIN), "Q3 revenue")
+    assert "Q3 revenue was restated to 11.9 million." not in {
+        p.text for p in corpus.search(member(ALICE, ENG), list(embed("Q3 revenue restated")), top_k=100)
+    }
+    corpus.publish(old.meta.doc_id, version)
+    assert "finance/q3.md" not in visible(corpus, member(ALICE, FIN), "Q3 revenue")
+    texts = {p.text for p in corpus.search(member(ALICE, ENG), list(embed("Q3 revenue restated")), top_k=100)}
+    assert "Q3 revenue was restated to 11.9 million." in texts
+
+
+def test_an_acl_widened_on_a_staged_version_leaves_it_invisible(index: ChunkIndex) -> None:
+    doc = document("eng/draft.md", acl({group_key(TENANT, ENG)}), "Draft of the rollout plan.")
+    index.stage_document(doc)
+    index.update_acl(doc.meta.doc_id, acl({tenant_key(TENANT), group_key(TENANT, ENG)}))
+    for principal in (member(ALICE, ENG), member(ALICE), member(ALICE, ENG, tenant=OTHER_TENANT)):
+        assert visible(index, principal, "rollout plan draft") == set()
+
+
+def test_an_acl_narrowed_to_nobody_hides_every_live_chunk(corpus: ChunkIndex) -> None:
+    doc = BY_PATH["company/handbook.md"]
+    corpus.update_acl(doc.meta.doc_id, AccessList.nobody())
+    assert all("company/handbook.md" not in visible(corpus, p, "company picnic") for p in MATRIX)
+
+
 def test_stored_acl_and_chunk_ids_include_staged_versions(index: ChunkIndex) -> None:
     doc = BY_PATH["eng/launch.md"]
     assert index.stored_acl(doc.meta.doc_id) is None and index.chunk_ids(doc.meta.doc_id) == set()
@@ -431,6 +485,91 @@ def test_searches_during_replacement_never_see_old_and_new_chunks_mixed(index: C
         stop.set()
         searcher.join()
     assert mixed == []
+
+
+def _rewrite_acl_after_each_read(
+    monkeypatch: pytest.MonkeyPatch, client: QdrantClient, doc: IndexedDocument, rewrites: list[AccessList]
+) -> None:
+    """Another process rewrites the document's ACL right after each time a publish reads it."""
+    real_scroll = client.scroll
+    other = QdrantChunkIndex(client=client, collection="chunks", dimension=DIM)
+
+    def scroll(*args: Any, **kwargs: Any) -> Any:
+        page = real_scroll(*args, **kwargs)
+        if kwargs.get("with_payload") == ACL_SOURCE_FIELDS and rewrites:
+            other.update_acl(doc.meta.doc_id, rewrites.pop(0))
+        return page
+
+    monkeypatch.setattr(client, "scroll", scroll)
+
+
+def test_a_publish_uses_an_acl_another_process_rewrote_while_it_published(monkeypatch: pytest.MonkeyPatch) -> None:
+    client = QdrantClient(location=":memory:")
+    index = QdrantChunkIndex(client=client, collection="chunks", dimension=DIM)
+    index.ensure_schema()
+    doc = document("finance/plan.md", acl({group_key(TENANT, FIN)}), "The savings plan cuts travel.")
+    version = index.stage_document(doc)
+    _rewrite_acl_after_each_read(monkeypatch, client, doc, [acl({group_key(TENANT, ENG)})])
+    index.publish(doc.meta.doc_id, version)
+    assert visible(index, member(ALICE, FIN), "savings plan") == set()
+    assert visible(index, member(ALICE, ENG), "savings plan") == {"finance/plan.md"}
+
+
+def test_a_publish_whose_acl_never_settles_leaves_the_version_invisible(monkeypatch: pytest.MonkeyPatch) -> None:
+    client = QdrantClient(location=":memory:")
+    index = QdrantChunkIndex(client=client, collection="chunks", dimension=DIM)
+    index.ensure_schema()
+    doc = document("finance/plan.md", acl({group_key(TENANT, FIN)}), "The savings plan cuts travel.")
+    version = index.stage_document(doc)
+    flips = [acl({group_key(TENANT, (n % 2 and FIN) or ENG)}) for n in range(20)]
+    _rewrite_acl_after_each_read(monkeypatch, client, doc, flips)
+    with pytest.raises(IndexUnavailableError, match="kept changing"):
+        index.publish(doc.meta.doc_id, version)
+    assert all(visible(index, p, "savings plan") == set() for p in MATRIX)
+
+
+# -- chunks written before read keys -----------------------------------------------------------
+
+
+def _write_raw(index: ChunkIndex, chunks: list[ChunkRecord]) -> None:
+    """Points exactly as given, past the port: what an earlier version of the product left behind."""
+    if isinstance(index, EdgeChunkIndex):
+        points = [qe.Point(id=c.id, vector={DENSE_VECTOR: c.vector}, payload=c.payload) for c in chunks]
+        index._call(lambda shard: shard.update(qe.UpdateOperation.upsert_points(points)))
+        return
+    assert isinstance(index, QdrantChunkIndex)
+    index._client.upsert(
+        index._collection,
+        points=[models.PointStruct(id=c.id, vector={DENSE_VECTOR: c.vector}, payload=c.payload) for c in chunks],
+    )
+
+
+@pytest.mark.parametrize("engine", ["qdrant-local", "edge"])
+def test_chunks_written_before_read_keys_match_nobody_until_the_schema_backfills_them(
+    engine: str, tmp_path: Path
+) -> None:
+    legacy = [chunk for doc in CORPUS for chunk in staged_chunks(doc, "v1")]
+    for chunk in legacy:
+        chunk.payload[STATE_FIELD] = LIVE_STATE
+        del chunk.payload[READ_FIELD]
+    # A version that was still staged when the earlier product stopped: it must stay invisible.
+    unpublished = document("eng/unpublished.md", acl({tenant_key(TENANT)}), "Unpublished rollout notes.")
+    staged = staged_chunks(unpublished, "v1")
+    for chunk in staged:
+        del chunk.payload[READ_FIELD]
+    opened = IMPLEMENTATIONS[engine](tmp_path)
+    index = next(opened)
+    try:
+        _write_raw(index, legacy + staged)
+        assert {p: visible(index, p) for p in MATRIX if visible(index, p)} == {}
+        index.ensure_schema()
+        wrong = {p: (visible(index, p), expected(p)) for p in MATRIX if visible(index, p) != expected(p)}
+        assert wrong == {}
+        index.ensure_schema()  # a second pass finds nothing to do and changes nothing
+        assert all(visible(index, p) == expected(p) for p in MATRIX)
+        assert "eng/unpublished.md" not in visible(index, member(ALICE, ENG), "unpublished rollout notes")
+    finally:
+        next(opened, None)  # the rest of the generator closes the index
 
 
 # -- the same answers from every engine ----------------------------------------------------------
