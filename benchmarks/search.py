@@ -36,7 +36,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -77,6 +77,14 @@ VARIANTS: dict[str, EdgeTuning] = {
     "chosen-m32": EdgeTuning(m=32),
     # The default before int8 vectors: the graph walk on the float vectors.
     "float-vectors": EdgeTuning(quantized=False),
+}
+
+# Query plans measured over an already built shard, reopened with only its query-time settings changed.
+QUERY_PLANS: dict[str, dict[str, Any]] = {
+    # The plan before per-search planning: ACORN for every filter, the engine's own choice of exact scans.
+    "acorn-for-every-filter": {"acorn_min_keys": 0, "exact_max_points": 0},
+    # No ACORN at all: plain filtered HNSW above the exact limit.
+    "no-acorn": {"acorn": False},
 }
 
 
@@ -371,6 +379,27 @@ def run_local(args: argparse.Namespace, chunks: int) -> dict[str, Any]:
     return run_one("qdrant-client-local", index, corpus, args, args.local_queries, {}, publish_all)
 
 
+def measure_query_plan(
+    folder: Path, corpus: Corpus, args: argparse.Namespace, variant: str, plan: str
+) -> dict[str, Any]:
+    """The same shard and questions as ``variant``, reopened with the query plan ``plan`` (nothing rebuilt)."""
+    tuning = replace(VARIANTS[variant], **QUERY_PLANS[plan])
+    index = EdgeChunkIndex(path=folder, dimension=args.dimension, tuning=tuning)
+    callers = make_callers(corpus, args.seed)
+    try:
+        for _, _, principal in callers[:2]:  # the same warm-up as the first measurement
+            index.search(principal, corpus.vectors[0].tolist(), top_k=TOP_K)
+        return {
+            "implementation": f"edge:{variant}/{plan}",
+            "same_shard_as": f"edge:{variant}",
+            "chunks": len(corpus.chunk_doc),
+            "tuning": asdict(tuning),
+            "buckets": measure(index, corpus, callers, args.queries, args.seed + 1),
+        }
+    finally:
+        index.close()
+
+
 def measure_search_e2e(
     folder: Path, corpus: Corpus, callers: list[tuple[float, str, Principal]], queries: int
 ) -> dict[str, Any]:
@@ -520,6 +549,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--variant", action="append", choices=sorted(VARIANTS), help="engine tunings (default: chosen)")
     parser.add_argument("--skip-local", action="store_true")
     parser.add_argument(
+        "--query-plan",
+        action="append",
+        choices=sorted(QUERY_PLANS),
+        help="also measure each built shard reopened with this query plan (same shard, same questions)",
+    )
+    parser.add_argument(
         "--write",
         choices=("bulk", "port"),
         default="bulk",
@@ -547,6 +582,9 @@ def measure_search(args: argparse.Namespace) -> dict[str, Any]:
                 extra = {"tuning": asdict(tuning)}
                 results.append(run_one(f"edge:{variant}", index, corpus, args, args.queries, extra))
                 progress(f"edge:{variant} result: {json.dumps(results[-1])}")  # kept should a later step fail
+                for plan in args.query_plan or []:
+                    results.append(measure_query_plan(Path(folder), corpus, args, variant, plan))
+                    progress(f"edge:{variant}/{plan} result: {json.dumps(results[-1])}")
                 if variant == "chosen" and args.e2e_queries and args.dimension == 384:
                     callers = make_callers(corpus, args.seed)
                     progress("POST /v1/search end to end")

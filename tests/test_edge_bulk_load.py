@@ -11,10 +11,14 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import qdrant_edge as qe
 
+from acl.index_filter import security_filter
+from acl.principal import Principal
 from benchmarks.search import Corpus, build_corpus, make_callers, measure, write_corpus
 from core.errors import InvalidInputError
-from index.edge import EdgeChunkIndex, EdgeTuning
+from index.edge import EdgeChunkIndex, EdgeTuning, plan_dense_search
+from index.edge_filter import to_edge_filter
 
 DIMENSION = 48
 SMALL_THRESHOLD = EdgeTuning(indexing_threshold_kb=100, segments=2)  # ~500 vectors of 48 floats
@@ -140,3 +144,62 @@ def test_a_shard_built_with_float_vectors_gets_int8_copies_on_its_next_write_aft
         upgraded.close()
     assert all(row["leaks"] == 0 for row in before + opened + after)
     assert all(row["recall_at_10"] >= 0.97 for row in before + opened + after), (before, opened, after)
+
+
+QUERY_PLANS = {
+    "default": SMALL_THRESHOLD,
+    "exact-always": replace(SMALL_THRESHOLD, exact_max_points=10**9),
+    "graph-only": replace(SMALL_THRESHOLD, exact_max_points=0, acorn=False),
+    "acorn-always": replace(SMALL_THRESHOLD, exact_max_points=0, acorn_min_keys=0),
+}
+
+
+def test_every_query_plan_keeps_the_filter_and_the_recall(corpus: Corpus, tmp_path: Path) -> None:
+    """The plan changes how the graph is walked, never what the filter lets through."""
+    path = tmp_path / "shard"
+    built = open_index(path)
+    try:
+        with built.bulk_load():
+            write_corpus(built, corpus)
+        assert in_graphs(built) > 0
+    finally:
+        built.close()
+    for name, tuning in QUERY_PLANS.items():
+        index = EdgeChunkIndex(path=path, dimension=DIMENSION, tuning=tuning)
+        try:
+            rows = quality(index, corpus)
+        finally:
+            index.close()
+        assert all(row["leaks"] == 0 for row in rows), (name, rows)
+        assert all(row["recall_at_10"] >= 0.97 for row in rows), (name, rows)
+        if name == "exact-always":
+            assert all(row["recall_at_10"] == 1.0 for row in rows), rows
+
+
+def test_a_search_is_planned_by_the_size_of_its_filter_and_the_callers_keys(corpus: Corpus, tmp_path: Path) -> None:
+    callers = make_callers(corpus, seed=3)
+    (_, _, small), (_, _, large) = callers[0], callers[-2]  # 0.1 % few groups, 50 % few groups
+    many_keys = max((p for _, _, p in callers), key=lambda p: len(p.access_keys()))
+    assert len(small.access_keys()) <= 16 < len(many_keys.access_keys())
+    index = open_index(tmp_path / "shard")
+    try:
+        with index.bulk_load():
+            write_corpus(index, corpus)
+
+        def plan(principal: Principal, tuning: EdgeTuning) -> str:
+            security = to_edge_filter(security_filter(principal))
+
+            def estimate() -> int:
+                return int(index._call(lambda shard: shard.count(qe.CountRequest(exact=False, filter=security))))
+
+            return plan_dense_search(tuning, len(principal.access_keys()), estimate).value
+
+        scaled = replace(SMALL_THRESHOLD, exact_max_points=500)  # ~4 and ~2,000 of the 4,000 chunks
+        assert plan(small, scaled) == "exact" and plan(large, scaled) == "graph"
+        assert plan(large, SMALL_THRESHOLD) == "exact"  # 10,000 by default: this whole corpus
+        assert plan(large, replace(SMALL_THRESHOLD, exact_max_points=0)) == "graph"
+        assert plan(many_keys, replace(SMALL_THRESHOLD, exact_max_points=0)) == "acorn"
+        assert plan(large, replace(SMALL_THRESHOLD, exact_max_points=0, acorn_min_keys=0)) == "acorn"
+        assert plan(many_keys, replace(SMALL_THRESHOLD, exact_max_points=0, acorn=False)) == "graph"
+    finally:
+        index.close()
