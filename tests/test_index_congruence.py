@@ -32,7 +32,7 @@ from acl.index_filter import LIVE_STATE, READ_FIELD, STATE_FIELD
 from acl.principal import Principal, group_key, tenant_key, user_key
 from core.errors import IndexUnavailableError, InvalidInputError
 from core.records import ChunkDraft, DocumentMeta
-from index.edge import EdgeChunkIndex
+from index.edge import EdgeChunkIndex, EdgeTuning
 from index.edge_filter import to_edge_filter
 from index.payload import ACL_SOURCE_FIELDS, ChunkRecord, staged_chunks
 from index.ports import ChunkIndex, IndexedDocument, RetrievalMode
@@ -526,6 +526,26 @@ def test_a_publish_whose_acl_never_settles_leaves_the_version_invisible(monkeypa
     with pytest.raises(IndexUnavailableError, match="kept changing"):
         index.publish(doc.meta.doc_id, version)
     assert all(visible(index, p, "savings plan") == set() for p in MATRIX)
+
+
+@pytest.mark.parametrize("candidates", [3, 1000])
+def test_an_edge_search_gone_wide_returns_only_what_the_filter_lets_through(tmp_path: Path, candidates: int) -> None:
+    """Unfiltered candidates: with 3 mostly unreadable ones, with 1000 every chunk; only readable ones come back."""
+    wide = EdgeTuning(exact_max_points=0, wide_min_share=0.0, wide_candidates=candidates)
+    index = EdgeChunkIndex(path=tmp_path / "edge", dimension=DIM, tuning=wide)
+    try:
+        index.ensure_schema()
+        for doc in CORPUS:
+            index.replace_document(doc)
+        for mode in (RetrievalMode.DENSE, RetrievalMode.HYBRID):
+            for principal in MATRIX:
+                found = index.search(principal, list(embed("company")), top_k=100, text=ALL_WORDS, mode=mode)
+                seen = {p.source for p in found}
+                assert seen <= expected(principal), (mode, principal)
+                if candidates == 1000:
+                    assert seen == expected(principal), (mode, principal)
+    finally:
+        index.close()
 
 
 # -- chunks written before read keys -----------------------------------------------------------
