@@ -62,6 +62,7 @@ from index.payload import (
     STATE_FIELDS,
     TERM_FIELDS,
     acl_payload,
+    acl_source,
     document_state,
     in_document_order,
     live_acl_payload,
@@ -69,6 +70,7 @@ from index.payload import (
     new_version,
     page_of_documents,
     passage,
+    read_key_groups,
     readable_chunk,
     staged_chunks,
     stored_document,
@@ -351,26 +353,20 @@ class EdgeChunkIndex:
             must_not=[qe.IsEmptyCondition(key=ALLOW_FIELD)],
         )
         with self._lock:
-            groups: dict[tuple[str, str], list[qe.PointId]] = {}
-            stored: dict[tuple[str, str], dict[str, Any]] = {}
-            for point_id, payload in self._scroll(missing, ACL_SOURCE_FIELDS):
-                group = (str(payload.get(TENANT_FIELD) or ""), str(payload.get("acl_hash") or ""))
-                groups.setdefault(group, []).append(point_id)
-                stored.setdefault(group, payload)
             operations = [
                 qe.UpdateOperation.set_payload_by_filter(
                     qe.Filter(
                         must=[
-                            qe.HasIdCondition(point_ids=set(ids[start : start + _WRITE_BATCH])),
-                            _match(TENANT_FIELD, tenant),
-                            _match("acl_hash", acl_hash),
+                            qe.HasIdCondition(point_ids=set(group.ids[start : start + _WRITE_BATCH])),
+                            _match(TENANT_FIELD, group.tenant_id),
+                            _match("acl_hash", group.acl_hash),
                             _match(STATE_FIELD, LIVE_STATE),
                         ]
                     ),
-                    {READ_FIELD: live_payload(stored[(tenant, acl_hash)])[READ_FIELD]},
+                    {READ_FIELD: group.keys},
                 )
-                for (tenant, acl_hash), ids in groups.items()
-                for start in range(0, len(ids), _WRITE_BATCH)
+                for group in read_key_groups(self._scroll(missing, ACL_SOURCE_FIELDS))
+                for start in range(0, len(group.ids), _WRITE_BATCH)
             ]
             if operations:
                 self._write(operations)
@@ -455,13 +451,9 @@ class EdgeChunkIndex:
                 if attempt == PUBLISH_ATTEMPTS:
                     break
                 stored = page[0][1]
+                tenant_id, acl_hash = acl_source(stored)
                 unchanged = qe.Filter(
-                    must=[
-                        doc,
-                        this_version,
-                        _match(TENANT_FIELD, str(stored.get(TENANT_FIELD) or "")),
-                        _match("acl_hash", str(stored.get("acl_hash") or "")),
-                    ]
+                    must=[doc, this_version, _match(TENANT_FIELD, tenant_id), _match("acl_hash", acl_hash)]
                 )
                 self._write([qe.UpdateOperation.set_payload_by_filter(unchanged, live_payload(stored))])
         raise IndexUnavailableError(f"the ACL of document {doc_id} kept changing while it was published")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -125,6 +125,38 @@ def live_payload(stored: Mapping[str, Any]) -> dict[str, Any]:
         STATE_FIELD: LIVE_STATE,
         READ_FIELD: read_keys(str(stored.get(TENANT_FIELD) or ""), stored.get(ALLOW_FIELD) or ()),
     }
+
+
+def acl_source(stored: Mapping[str, Any]) -> tuple[str, str]:
+    """The tenant and ACL fingerprint of a stored chunk (read with :data:`ACL_SOURCE_FIELDS`).
+
+    A publish or read-key backfill writes only where both still hold, so an ACL rewritten
+    in between is never overwritten with read keys computed from the old one.
+    """
+    return str(stored.get(TENANT_FIELD) or ""), str(stored.get("acl_hash") or "")
+
+
+@dataclass(frozen=True, slots=True)
+class ReadKeyGroup:
+    """Live chunks of one tenant and ACL fingerprint that lack read keys, and the keys they get."""
+
+    tenant_id: str
+    acl_hash: str
+    keys: list[str]
+    ids: list[Any]
+
+
+def read_key_groups(points: Iterable[tuple[Any, Mapping[str, Any]]]) -> list[ReadKeyGroup]:
+    """Chunks read with :data:`ACL_SOURCE_FIELDS` (id, payload), grouped for the read-key backfill."""
+    groups: dict[tuple[str, str], ReadKeyGroup] = {}
+    for point_id, payload in points:
+        tenant_id, acl_hash = acl_source(payload)
+        group = groups.get((tenant_id, acl_hash))
+        if group is None:
+            keys = live_payload(payload)[READ_FIELD]
+            group = groups[(tenant_id, acl_hash)] = ReadKeyGroup(tenant_id, acl_hash, keys, [])
+        group.ids.append(point_id)
+    return list(groups.values())
 
 
 def document_state(payload: Mapping[str, Any]) -> DocumentState:

@@ -54,6 +54,7 @@ from index.payload import (
     STATE_FIELDS,
     TERM_FIELDS,
     acl_payload,
+    acl_source,
     document_state,
     in_document_order,
     live_acl_payload,
@@ -61,6 +62,7 @@ from index.payload import (
     new_version,
     page_of_documents,
     passage,
+    read_key_groups,
     readable_chunk,
     staged_chunks,
     stored_document,
@@ -173,24 +175,17 @@ class QdrantChunkIndex:
             ],
             must_not=[models.IsEmptyCondition(is_empty=models.PayloadField(key=ALLOW_FIELD))],
         )
-        groups: dict[tuple[str, str], list[models.ExtendedPointId]] = {}
-        stored: dict[tuple[str, str], dict[str, Any]] = {}
-        for point_id, payload in self._scroll_points(missing, ACL_SOURCE_FIELDS):
-            group = (str(payload.get(TENANT_FIELD) or ""), str(payload.get("acl_hash") or ""))
-            groups.setdefault(group, []).append(point_id)
-            stored.setdefault(group, payload)
-        for (tenant, acl_hash), ids in groups.items():
-            for start in range(0, len(ids), 256):
+        for group in read_key_groups(self._scroll_points(missing, ACL_SOURCE_FIELDS)):
+            for start in range(0, len(group.ids), 256):
                 still = models.Filter(
                     must=[
-                        models.HasIdCondition(has_id=ids[start : start + 256]),
-                        _match(TENANT_FIELD, tenant),
-                        _match("acl_hash", acl_hash),
+                        models.HasIdCondition(has_id=group.ids[start : start + 256]),
+                        _match(TENANT_FIELD, group.tenant_id),
+                        _match("acl_hash", group.acl_hash),
                         _match(STATE_FIELD, LIVE_STATE),
                     ]
                 )
-                keys = live_payload(stored[(tenant, acl_hash)])[READ_FIELD]
-                self._client.set_payload(self._collection, payload={READ_FIELD: keys}, points=still, wait=True)
+                self._client.set_payload(self._collection, payload={READ_FIELD: group.keys}, points=still, wait=True)
 
     def _has_sparse(self) -> bool:
         sparse = self._client.get_collection(self._collection).config.params.sparse_vectors or {}
@@ -260,13 +255,9 @@ class QdrantChunkIndex:
                 if attempt == PUBLISH_ATTEMPTS:
                     break
                 stored = dict(page[0].payload or {})
+                tenant_id, acl_hash = acl_source(stored)
                 unchanged = models.Filter(
-                    must=[
-                        doc,
-                        this_version,
-                        _match(TENANT_FIELD, str(stored.get(TENANT_FIELD) or "")),
-                        _match("acl_hash", str(stored.get("acl_hash") or "")),
-                    ]
+                    must=[doc, this_version, _match(TENANT_FIELD, tenant_id), _match("acl_hash", acl_hash)]
                 )
                 self._client.set_payload(self._collection, payload=live_payload(stored), points=unchanged, wait=True)
             return False

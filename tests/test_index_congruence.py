@@ -503,12 +503,17 @@ def _rewrite_acl_after_each_read(
     monkeypatch.setattr(client, "scroll", scroll)
 
 
-def test_a_publish_uses_an_acl_another_process_rewrote_while_it_published(monkeypatch: pytest.MonkeyPatch) -> None:
+def _staged_finance_plan() -> tuple[QdrantClient, QdrantChunkIndex, IndexedDocument, str]:
+    """A qdrant-client index holding one staged finance document, and its version."""
     client = QdrantClient(location=":memory:")
     index = QdrantChunkIndex(client=client, collection="chunks", dimension=DIM)
     index.ensure_schema()
     doc = document("finance/plan.md", acl({group_key(TENANT, FIN)}), "The savings plan cuts travel.")
-    version = index.stage_document(doc)
+    return client, index, doc, index.stage_document(doc)
+
+
+def test_a_publish_uses_an_acl_another_process_rewrote_while_it_published(monkeypatch: pytest.MonkeyPatch) -> None:
+    client, index, doc, version = _staged_finance_plan()
     _rewrite_acl_after_each_read(monkeypatch, client, doc, [acl({group_key(TENANT, ENG)})])
     index.publish(doc.meta.doc_id, version)
     assert visible(index, member(ALICE, FIN), "savings plan") == set()
@@ -516,11 +521,7 @@ def test_a_publish_uses_an_acl_another_process_rewrote_while_it_published(monkey
 
 
 def test_a_publish_whose_acl_never_settles_leaves_the_version_invisible(monkeypatch: pytest.MonkeyPatch) -> None:
-    client = QdrantClient(location=":memory:")
-    index = QdrantChunkIndex(client=client, collection="chunks", dimension=DIM)
-    index.ensure_schema()
-    doc = document("finance/plan.md", acl({group_key(TENANT, FIN)}), "The savings plan cuts travel.")
-    version = index.stage_document(doc)
+    client, index, doc, version = _staged_finance_plan()
     flips = [acl({group_key(TENANT, (n % 2 and FIN) or ENG)}) for n in range(20)]
     _rewrite_acl_after_each_read(monkeypatch, client, doc, flips)
     with pytest.raises(IndexUnavailableError, match="kept changing"):
