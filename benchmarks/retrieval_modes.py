@@ -38,8 +38,9 @@ from qdrant_client import QdrantClient
 from acl.access import AccessList
 from acl.principal import Principal, tenant_key
 from core.records import ChunkDraft, DocumentMeta
-from index.edge import EdgeChunkIndex
+from index.edge import EdgeChunkIndex, EdgeTuning
 from index.embedding import SentenceTransformerEmbedder, default_model_path, set_torch_threads
+from index.idf_sample import IdfSampling
 from index.ports import ChunkIndex, Embedder, IndexedDocument, RetrievalMode
 from index.qdrant import QdrantChunkIndex
 from index.sparse import FusionParams
@@ -165,10 +166,13 @@ def run(
     embedder: Embedder | None = None,
     model_tag: str = MODEL_TAG,
     fusion: FusionParams | None = None,
+    idf_samples: Sequence[int] = (),
 ) -> dict[str, Any]:
     """nDCG@10, recall@10 and search latency for every retrieval mode, over one index written once.
 
     ``model_tag`` names ``embedder`` in the vector cache: pass another with another model.
+    ``idf_samples`` (edge only): the sparse and hybrid modes again, the same index reopened with
+    IDF counted over a sample of about that many readable chunks each (:mod:`index.idf_sample`).
     """
     folder = data_dir or default_data_dir()
     data = load_beir(folder)
@@ -196,6 +200,16 @@ def run(
             write_s = time.perf_counter() - started
             for mode in RetrievalMode:
                 modes[mode.value] = evaluate(index, data, query_ids, query_vectors, mode)
+            for size in idf_samples if implementation == "edge" else ():
+                index.close()
+                # Every chunk is readable: a sample of ``size`` readable chunks whatever the walk bound.
+                tuning = EdgeTuning(idf_sampling=IdfSampling(max_walked=1, min_sample=size))
+                index = EdgeChunkIndex(path=Path(tmp), dimension=embedder.dimension, fusion=fusion, tuning=tuning)
+                index.ensure_schema()
+                for mode in (RetrievalMode.SPARSE, RetrievalMode.HYBRID):
+                    modes[f"{mode.value}, IDF over ~{size} sampled chunks"] = evaluate(
+                        index, data, query_ids, query_vectors, mode
+                    )
         finally:
             index.close()
     return {
@@ -340,6 +354,10 @@ def main() -> None:
     parser.add_argument("--candidates", type=int, default=defaults.candidates)
     parser.add_argument("--dense-weight", type=float, default=defaults.dense_weight)
     parser.add_argument("--sparse-weight", type=float, default=defaults.sparse_weight)
+    parser.add_argument(
+        "--idf-sample", type=int, action="append", default=[], metavar="N",
+        help="also sparse and hybrid with IDF over ~N sampled chunks (edge; repeatable)",
+    )  # fmt: skip
     args = parser.parse_args()
     if args.synthetic:
         print(json.dumps(synthetic_latency(chunks=args.synthetic, queries=args.synthetic_queries), indent=2))
@@ -351,7 +369,12 @@ def main() -> None:
         candidates=args.candidates, rrf_k=args.rrf_k, dense_weight=args.dense_weight, sparse_weight=args.sparse_weight
     )
     report = run(
-        data_dir=folder, implementation=args.index, max_queries=args.queries, cache_dir=args.cache, fusion=fusion
+        data_dir=folder,
+        implementation=args.index,
+        max_queries=args.queries,
+        cache_dir=args.cache,
+        fusion=fusion,
+        idf_samples=args.idf_sample,
     )
     print(json.dumps(report, indent=2))
 

@@ -34,11 +34,12 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
@@ -51,7 +52,9 @@ from acl.index_filter import ALLOW_FIELD, DENY_FIELD, LIVE_STATE, READ_FIELD, ST
 from acl.principal import Principal
 from core.errors import IndexUnavailableError, InvalidInputError
 from core.records import DocumentState, Passage, StoredDocument
+from index import idf_sample
 from index.edge_filter import to_edge_filter
+from index.idf_sample import IdfSampling
 from index.payload import (
     ACL_SOURCE_FIELDS,
     DOCUMENT_FIELDS,
@@ -82,6 +85,7 @@ from index.sparse import ENCODER_FIELD, SPARSE_VECTOR, Bm25Encoder, FusionParams
 
 # The same namespace as index/qdrant.py, so a chunk id means the same thing in either engine.
 # Only these payload fields leave the engine on a search: ACL fields stay behind by construction.
+log = logging.getLogger(__name__)
 _SHARD_DIR = "shard"
 _LOCK_FILE = "owner.lock"
 _WRITE_BATCH = 256
@@ -159,6 +163,8 @@ class EdgeTuning:
     10 %, 0.991 against 0.992 at 50 %) and 40 % less build time (188 s against 317 s).
     Without rescoring (``oversampling`` 1) recall fell to 0.97-0.99 at 100k. Segments that
     are still being written (unindexed) are searched with the float vectors.
+    ``idf_sampling``: when sparse and hybrid searches count IDF over a sample of the caller's
+    readable chunks instead of all of them (:class:`index.idf_sample.IdfSampling`).
     """
 
     m: int = 16
@@ -177,6 +183,7 @@ class EdgeTuning:
     indexing_threshold_kb: int | None = None
     quantized: bool = True
     oversampling: float = 2.0
+    idf_sampling: IdfSampling = field(default_factory=IdfSampling)
 
 
 class SearchPlan(StrEnum):
@@ -230,6 +237,7 @@ class EdgeChunkIndex:
         self._fusion = fusion or FusionParams()
         self._sparse_added = False  # the sparse vector was added to an older shard on opening
         self._bulk = False  # inside bulk_load(): writes skip their optimize()
+        self._slots_complete = False  # every chunk has an IDF sample slot (checked by ensure_schema)
         # The engine is called from request threads and ingestion workers; its
         # calls hold the GIL anyway, so one lock costs nothing and keeps each
         # multi-step write (publish: delete, then flip) in one piece.
@@ -338,9 +346,45 @@ class EdgeChunkIndex:
         if "chunk_index" not in existing:
             params = qe.IntegerIndexParams(lookup=True, range=True, enable_hnsw=graph is PayloadGraph.ALL)
             operations.append(qe.UpdateOperation.create_field_index("chunk_index", params))
+        if idf_sample.FIELD not in existing:
+            params = qe.IntegerIndexParams(lookup=False, range=True, enable_hnsw=False)
+            operations.append(qe.UpdateOperation.create_field_index(idf_sample.FIELD, params))
         if operations:
             self._write(operations)
         self._backfill_read_keys()
+        if missing := self._count_missing_slots():
+            # Adding them rewrites every chunk (its segment is rebuilt): an admin's migration, not start-up's.
+            log.warning(
+                "%d chunks have no IDF sample slot: sparse and hybrid searches count IDF over every readable "
+                "chunk until `clearance index backfill-sparse` adds them",
+                missing,
+            )
+
+    def _count_missing_slots(self) -> int:
+        """Chunks without an IDF sample slot (written before slots existed); sampling waits for none."""
+        missing = qe.Filter(must=[qe.IsEmptyCondition(key=idf_sample.FIELD)])
+        count = int(self._call(lambda shard: shard.count(qe.CountRequest(exact=True, filter=missing))))
+        self._slots_complete = count == 0
+        return count
+
+    def _add_idf_slots(self, batch_size: int) -> int:
+        """IDF sample slots for every chunk written before they existed; resumable (only missing ones are read)."""
+        missing = qe.Filter(must=[qe.IsEmptyCondition(key=idf_sample.FIELD)])
+        added, previous = 0, set[str]()
+        while page := self._scroll_page(missing, [], batch_size):
+            ids = {point_id for point_id, _ in page}
+            if ids == previous:
+                raise IndexUnavailableError("the IDF slot backfill made no progress (the same chunks came back)")
+            previous = ids
+            by_slot: dict[int, list[qe.PointId]] = {}
+            for point_id in ids:
+                by_slot.setdefault(idf_sample.slot_of(point_id), []).append(point_id)
+            self._write(
+                [qe.UpdateOperation.set_payload(found, {idf_sample.FIELD: slot}) for slot, found in by_slot.items()]
+            )
+            added += len(ids)
+        self._count_missing_slots()
+        return added
 
     def _backfill_read_keys(self) -> None:
         """Read keys for live chunks written before they existed (until then such chunks match nobody).
@@ -553,9 +597,13 @@ class EdgeChunkIndex:
         dense = [float(x) for x in vector]
 
         def run(shard: qe.EdgeShard) -> list[qe.ScoredPoint]:
+            sizes = _ShardSizes(shard, security)
             dense_filter, dense_params = security, None
             if chosen is not RetrievalMode.SPARSE:
-                dense_filter, dense_params = self._dense_branch(shard, security, keys, dense)
+                dense_filter, dense_params = self._dense_branch(shard, sizes, security, keys, dense)
+            idf_corpus = None
+            if chosen is not RetrievalMode.DENSE:
+                idf_corpus = self._idf_corpus(sizes, security)
             request = search_request(
                 mode=chosen,
                 security=security,
@@ -566,27 +614,30 @@ class EdgeChunkIndex:
                 fusion=self._fusion,
                 dense_params=dense_params,
                 dense_filter=dense_filter,
+                idf_corpus=idf_corpus,
             )
             return shard.query(request)
 
         return [passage(p.id, p.payload, p.score) for p in self._call(run)]
 
+    def _idf_corpus(self, sizes: _ShardSizes, security: qe.Filter) -> qe.Filter:
+        """The chunks IDF is counted over: the security filter, narrowed to a sample of slots when large."""
+        if not self._slots_complete:  # a sample would miss the chunks without a slot
+            return security
+        slots = self._tuning.idf_sampling.slots(estimate=sizes.estimate(), points=sizes.points())
+        if slots is None:
+            return security
+        return qe.Filter(must=[security, qe.FieldCondition(key=idf_sample.FIELD, range=qe.RangeFloat(lt=slots))])
+
     def _dense_branch(
-        self, shard: qe.EdgeShard, security: qe.Filter, keys: int, vector: list[float]
+        self, shard: qe.EdgeShard, sizes: _ShardSizes, security: qe.Filter, keys: int, vector: list[float]
     ) -> tuple[qe.Filter, qe.SearchParams]:
         """The dense branch's filter and search parameters under this search's plan.
 
         The filter is always the security filter; the wide plan narrows it further to
         candidate ids found by an unfiltered walk, whose results never leave this method.
         """
-
-        def estimate() -> int:
-            return int(shard.count(qe.CountRequest(exact=False, filter=security)))
-
-        def points() -> int:
-            return int(shard.info().points_count)
-
-        plan = plan_dense_search(self._tuning, keys, estimate, points)
+        plan = plan_dense_search(self._tuning, keys, sizes.estimate, sizes.points)
         if plan is not SearchPlan.WIDE:
             return security, self._params_by_plan[plan]
         walk = qe.QueryRequest(
@@ -641,6 +692,9 @@ class EdgeChunkIndex:
                     qe.UpdateOperation.set_payload(ids, {ENCODER_FIELD: fingerprint}),
                 ]
             )
+        slotted = self._add_idf_slots(batch_size)
+        if slotted:
+            log.info("IDF sample slots added to %d chunks", slotted)
         return BackfillReport(scanned=scanned, updated=scanned, schema="added" if self._sparse_added else "present")
 
     def _scroll_page(self, flt: qe.Filter, fields: list[str], limit: int) -> list[tuple[str, dict[str, Any]]]:
@@ -700,6 +754,28 @@ def _match(key: str, value: str) -> qe.FieldCondition:
     return qe.FieldCondition(key=key, match=qe.MatchValue(value=value))
 
 
+class _ShardSizes:
+    """The engine's estimate of a filter's chunks (payload indexes, no scan) and the shard's chunk count.
+
+    Each is asked of the engine at most once per search, and only when a rule needs it.
+    """
+
+    def __init__(self, shard: qe.EdgeShard, security: qe.Filter) -> None:
+        self._shard, self._security = shard, security
+        self._estimate: int | None = None
+        self._points: int | None = None
+
+    def estimate(self) -> int:
+        if self._estimate is None:
+            self._estimate = int(self._shard.count(qe.CountRequest(exact=False, filter=self._security)))
+        return self._estimate
+
+    def points(self) -> int:
+        if self._points is None:
+            self._points = int(self._shard.info().points_count)
+        return self._points
+
+
 # -- the query ----------------------------------------------------------------------
 
 
@@ -714,6 +790,7 @@ def search_request(
     fusion: FusionParams,
     dense_params: qe.SearchParams | None = None,
     dense_filter: qe.Filter | None = None,
+    idf_corpus: qe.Filter | None = None,
 ) -> qe.QueryRequest:
     """The one engine request of a search; ``security`` filters every branch, the fusion and the IDF population.
 
@@ -721,8 +798,11 @@ def search_request(
     own copy so no branch depends on that: each one alone ranks only readable chunks.
     ``dense_filter`` replaces ``security`` in the dense branch; it must be the security
     filter narrowed further (the wide plan's candidates), never anything wider.
+    ``idf_corpus`` replaces ``security`` as the population IDF is counted over; the same
+    rule holds (a sample of the readable chunks: :mod:`index.idf_sample`).
     """
     dense_filter = security if dense_filter is None else dense_filter
+    idf_corpus = security if idf_corpus is None else idf_corpus
     if mode is RetrievalMode.DENSE or sparse is None:
         return qe.QueryRequest(
             limit=top_k, query=qe.Query.Nearest(vector, using=DENSE_VECTOR), filter=dense_filter,
@@ -730,7 +810,7 @@ def search_request(
         )  # fmt: skip
     terms = qe.Query.Nearest(_sparse(sparse), using=SPARSE_VECTOR)
     # IDF over the chunks this caller may read: collection-wide statistics would leak term counts.
-    by_readable = qe.SearchParams(idf=qe.IdfParams(corpus=security))
+    by_readable = qe.SearchParams(idf=qe.IdfParams(corpus=idf_corpus))
     if mode is RetrievalMode.SPARSE:
         return qe.QueryRequest(
             limit=top_k, query=terms, filter=security, params=by_readable,

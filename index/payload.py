@@ -17,6 +17,7 @@ from typing import Any
 from acl.access import AccessList
 from acl.index_filter import ALLOW_FIELD, DENY_FIELD, LIVE_STATE, READ_FIELD, STATE_FIELD, TENANT_FIELD, read_keys
 from core.records import DocumentState, Passage, StoredDocument
+from index import idf_sample
 from index.ports import IndexedDocument, ReadableChunk, SparseEncoder, SparseVector
 from index.sparse import ENCODER_FIELD
 
@@ -98,9 +99,11 @@ def staged_chunks(
             "text": chunk.text,
             "chunk_index": number,
         }
+        chunk_id = str(uuid.uuid5(_CHUNK_NAMESPACE, f"{meta.doc_id}/{version}/{number}"))
+        payload[idf_sample.FIELD] = idf_sample.slot_of(chunk_id)
         records.append(
             ChunkRecord(
-                id=str(uuid.uuid5(_CHUNK_NAMESPACE, f"{meta.doc_id}/{version}/{number}")),
+                id=chunk_id,
                 vector=[float(x) for x in vector],
                 payload=payload,
                 sparse=encoder.encode_document(term_text(payload)) if encoder is not None else None,

@@ -8,7 +8,9 @@ document term's weight saturated by term frequency and normalised by length,
 IDF is not in the weights: the index applies it at query time (Qdrant's IDF
 modifier), computed over the chunks the *caller* may read. Collection-wide IDF
 would let a caller measure, through the scores of their own chunks, how many
-chunks they cannot read contain a word ("Nimbus", an acquisition target).
+chunks they cannot read contain a word ("Nimbus", an acquisition target). The
+embedded engine counts a large population over a fixed sample of it
+(:mod:`index.idf_sample`), still only of chunks the caller may read.
 
 Its parameters are Qdrant's BM25 defaults (k 1.2, b 0.75, avg_len 256), so the
 hashes and weights match what a Qdrant server's ``qdrant/bm25`` inference makes.
