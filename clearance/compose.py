@@ -32,9 +32,10 @@ from api.mounts import MountedApp
 from clearance.retention_job import build_retention, build_schedule
 from clearance.samples import sample_sources
 from clearance.settings import GeneratorKind, GraphModeSetting, Mode, Settings
-from index.edge import EdgeChunkIndex
+from index.edge import EdgeChunkIndex, EdgeTuning
 from index.embedding import SentenceTransformerEmbedder, default_model_path, set_torch_threads
 from index.embedding_stamp import CollectionStamp, EmbeddingStamp, FolderStamp, verify_embedding
+from index.idf_sample import IdfSampling
 from index.ports import ChunkIndex, Embedder, RetrievalMode
 from index.qdrant import QdrantChunkIndex, open_client
 from index.query_cache import QueryEmbeddingCache
@@ -243,7 +244,8 @@ def build_index(settings: Settings, *, dimension: int, fingerprint: str | None =
     if location.startswith("edge:"):
         # Qdrant's own engine in-process (HNSW, payload indexes); one process owns the shard.
         folder = Path(location.removeprefix("edge:"))
-        index = EdgeChunkIndex(path=folder, dimension=dimension, fusion=fusion)
+        tuning = EdgeTuning(idf_sampling=IdfSampling(max_walked=retrieval.idf_sample_above))
+        index = EdgeChunkIndex(path=folder, dimension=dimension, fusion=fusion, tuning=tuning)
         stamp = FolderStamp(folder)
     else:
         if location != ":memory:" and not location.startswith(("http://", "https://")):

@@ -47,8 +47,8 @@ class IdfSampling:
     (``python -m benchmarks.retrieval_modes --idf-sample``) and at 1M chunks (docs/scale.md).
     """
 
-    max_walked: int = 20_000
-    min_sample: int = 2_000
+    max_walked: int = 10_000
+    min_sample: int = 1_000
 
     def __post_init__(self) -> None:
         if self.max_walked < 0 or self.min_sample < 1:

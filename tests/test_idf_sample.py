@@ -42,22 +42,22 @@ WORDS = ["quarterly", "robot", "budget", "canteen", "picnic", "travel", "safety"
 
 
 def test_small_populations_count_every_readable_chunk() -> None:
-    rule = IdfSampling(max_walked=20_000, min_sample=2_000)
-    assert rule.slots(estimate=20_000, points=1_000_000) is None
+    rule = IdfSampling(max_walked=10_000, min_sample=1_000)
+    assert rule.slots(estimate=10_000, points=1_000_000) is None
     assert rule.slots(estimate=5, points=10) is None
     assert IdfSampling(max_walked=0).slots(estimate=900_000, points=1_000_000) is None
 
 
 def test_large_populations_walk_about_max_walked_chunks_and_keep_min_sample_readable() -> None:
-    rule = IdfSampling(max_walked=20_000, min_sample=2_000)
-    # 50 % of a million: the walk bound decides (21 slots = 20.5k chunks walked, ~10k of them readable).
-    assert rule.slots(estimate=500_000, points=1_000_000) == 21
-    # 10 %: the walk bound would leave ~2k readable, the minimum sample asks the same.
-    assert rule.slots(estimate=100_000, points=1_000_000) == 21
-    # 6 %: the minimum sample decides (35 slots hold ~2k readable chunks, 34k walked).
-    assert rule.slots(estimate=60_000, points=1_000_000) == 35
-    # 3 %: a sample holding 2k readable chunks would walk 67k chunks, more than the whole population.
-    assert rule.slots(estimate=30_000, points=1_000_000) is None
+    rule = IdfSampling(max_walked=10_000, min_sample=1_000)
+    # 50 % of a million: the walk bound decides (11 slots = 10.7k chunks walked, ~5k of them readable).
+    assert rule.slots(estimate=500_000, points=1_000_000) == 11
+    # 10 %: the walk bound would leave ~1k readable, the minimum sample asks the same.
+    assert rule.slots(estimate=100_000, points=1_000_000) == 11
+    # 5 %: the minimum sample decides (21 slots hold ~1k readable chunks, 20.5k walked).
+    assert rule.slots(estimate=50_000, points=1_000_000) == 21
+    # 2 %: a sample holding 1k readable chunks would walk 51k chunks, more than the whole population.
+    assert rule.slots(estimate=20_000, points=1_000_000) is None
 
 
 def test_the_rule_refuses_nonsense() -> None:
@@ -227,3 +227,23 @@ def test_chunks_without_slots_turn_sampling_off_until_the_backfill_adds_them(
         assert _sparse_scores(index) == sampled
     finally:
         index.close()
+
+
+@pytest.mark.parametrize("above", [0, 10_000, 250])
+def test_the_setting_reaches_the_embedded_engine(tmp_path: Path, above: int) -> None:
+    from clearance.compose import build_index
+    from clearance.settings import IndexSettings, RetrievalSettings, Settings
+
+    configured = Settings(
+        data_dir=tmp_path / "data",
+        index=IndexSettings(location=f"edge:{tmp_path / 'edge'}"),
+        retrieval=RetrievalSettings(idf_sample_above=above),
+    )
+    index = build_index(configured, dimension=DIM)
+    try:
+        assert isinstance(index, EdgeChunkIndex)
+        assert index._tuning.idf_sampling == IdfSampling(max_walked=above)
+    finally:
+        index.close()
+    with pytest.raises(ValueError):
+        RetrievalSettings(idf_sample_above=-1)
