@@ -1,7 +1,10 @@
 """``clearance index backfill-sparse``: term weights for chunks written before hybrid search.
 
 Reads each stored chunk's text and writes its BM25 term weights beside the dense
-vector, which is kept as it is: nothing is parsed or embedded again. A collection
+vector, which is kept as it is: nothing is parsed or embedded again. On the embedded
+engine it also gives chunks written before them their IDF sample slots
+(:mod:`index.idf_sample`); until every chunk has one, IDF is counted over every
+readable chunk. A collection
 on a Qdrant server too old to add a named vector in place is copied into a new
 collection behind an alias first. Safe to interrupt and run again: chunks already
 done are marked and skipped. Run it while nothing else writes to the index (the
@@ -48,7 +51,7 @@ def describe(report: BackfillReport) -> str:
 def backfill_sparse(
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, max=10_000, help="chunks per write")] = 256,
 ) -> None:
-    """Add BM25 term weights to every chunk that lacks them, from its stored text (no re-embedding)."""
+    """Add BM25 term weights (and, embedded, IDF sample slots) to every chunk that lacks them (no re-embedding)."""
     try:
         settings = Settings()
     except ValueError as exc:  # pydantic's ValidationError: say which setting, no traceback
