@@ -3,8 +3,8 @@
 Sparse and hybrid searches weigh query terms by IDF over the caller's readable chunks
 (never the whole collection: see :mod:`index.sparse`). The engine computes it by
 walking every chunk of that population through the security filter on each query,
-about 0.75 µs a chunk on 2 cores: 60 ms for a caller who reads 10 % of a million chunks,
-150 ms at 50 %, while the rest of the search takes 10-30 ms.
+0.7-1.5 µs a chunk on 2 cores: 81 ms for a caller who reads 10 % of a million chunks,
+167 ms at 45 % (medians), while the rest of the search takes 10-30 ms.
 
 So every chunk gets a slot, a stable hash of its id into :data:`SLOTS` slots, written
 with the chunk (:data:`FIELD`, range-indexed). When a caller's population is large, the
