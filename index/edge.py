@@ -83,12 +83,14 @@ from index.ports import BackfillReport, IndexedDocument, ReadableChunk, Retrieva
 from index.qdrant import DENSE_VECTOR
 from index.sparse import ENCODER_FIELD, SPARSE_VECTOR, Bm25Encoder, FusionParams
 
+log = logging.getLogger(__name__)
 # The same namespace as index/qdrant.py, so a chunk id means the same thing in either engine.
 # Only these payload fields leave the engine on a search: ACL fields stay behind by construction.
-log = logging.getLogger(__name__)
 _SHARD_DIR = "shard"
 _LOCK_FILE = "owner.lock"
 _WRITE_BATCH = 256
+#: Chunks written before IDF sample slots existed.
+_WITHOUT_SLOT = qe.Filter(must=[qe.IsEmptyCondition(key=idf_sample.FIELD)])
 T = TypeVar("T")
 # int8 copies of the vectors kept in memory for the graph walk and exact scans (a quarter of the
 # float32 bytes); quantile 0.99 clips the outermost 1 % of component values, Qdrant's usual setting.
@@ -362,27 +364,21 @@ class EdgeChunkIndex:
 
     def _count_missing_slots(self) -> int:
         """Chunks without an IDF sample slot (written before slots existed); sampling waits for none."""
-        missing = qe.Filter(must=[qe.IsEmptyCondition(key=idf_sample.FIELD)])
-        count = int(self._call(lambda shard: shard.count(qe.CountRequest(exact=True, filter=missing))))
+        count = int(self._call(lambda shard: shard.count(qe.CountRequest(exact=True, filter=_WITHOUT_SLOT))))
         self._slots_complete = count == 0
         return count
 
     def _add_idf_slots(self, batch_size: int) -> int:
         """IDF sample slots for every chunk written before they existed; resumable (only missing ones are read)."""
-        missing = qe.Filter(must=[qe.IsEmptyCondition(key=idf_sample.FIELD)])
-        added, previous = 0, set[str]()
-        while page := self._scroll_page(missing, [], batch_size):
-            ids = {point_id for point_id, _ in page}
-            if ids == previous:
-                raise IndexUnavailableError("the IDF slot backfill made no progress (the same chunks came back)")
-            previous = ids
+        added = 0
+        for page in self._pages_until_done(_WITHOUT_SLOT, [], batch_size, "the IDF slot backfill"):
             by_slot: dict[int, list[qe.PointId]] = {}
-            for point_id in ids:
+            for point_id, _ in page:
                 by_slot.setdefault(idf_sample.slot_of(point_id), []).append(point_id)
             self._write(
                 [qe.UpdateOperation.set_payload(found, {idf_sample.FIELD: slot}) for slot, found in by_slot.items()]
             )
-            added += len(ids)
+            added += len(page)
         self._count_missing_slots()
         return added
 
@@ -667,15 +663,8 @@ class EdgeChunkIndex:
         """
         fingerprint = self._encoder.fingerprint
         stale = qe.Filter(must_not=[_match(ENCODER_FIELD, fingerprint)])
-        scanned, previous = 0, set[str]()
-        while True:
-            # Always the first page: the chunks just written no longer match `stale`.
-            page = self._scroll_page(stale, TERM_FIELDS, batch_size)
-            if not page:
-                break
-            if previous == {point_id for point_id, _ in page}:
-                raise IndexUnavailableError("the sparse backfill made no progress (the same chunks came back)")
-            previous = {point_id for point_id, _ in page}
+        scanned = 0
+        for page in self._pages_until_done(stale, TERM_FIELDS, batch_size, "the sparse backfill"):
             scanned += len(page)
             weights = [
                 qe.PointVectors(
@@ -696,6 +685,22 @@ class EdgeChunkIndex:
         if slotted:
             log.info("IDF sample slots added to %d chunks", slotted)
         return BackfillReport(scanned=scanned, updated=scanned, schema="added" if self._sparse_added else "present")
+
+    def _pages_until_done(
+        self, flt: qe.Filter, fields: list[str], limit: int, work: str
+    ) -> Iterator[list[tuple[str, dict[str, Any]]]]:
+        """The first page of ``flt`` again and again, for a backfill whose writes take chunks out of ``flt``.
+
+        Always the first page: the chunks just written no longer match. The same page twice
+        means the writes did not take, and ``work`` is reported as making no progress.
+        """
+        previous: set[str] = set()
+        while page := self._scroll_page(flt, fields, limit):
+            ids = {point_id for point_id, _ in page}
+            if ids == previous:
+                raise IndexUnavailableError(f"{work} made no progress (the same chunks came back)")
+            previous = ids
+            yield page
 
     def _scroll_page(self, flt: qe.Filter, fields: list[str], limit: int) -> list[tuple[str, dict[str, Any]]]:
         request = qe.ScrollRequest(limit=limit, filter=flt, with_payload=fields, with_vector=False)

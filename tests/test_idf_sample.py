@@ -199,9 +199,7 @@ def test_a_search_counts_idf_over_the_security_filter_narrowed_to_the_slots(
         index.close()
 
 
-def test_chunks_without_slots_turn_sampling_off_until_the_backfill_adds_them(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_chunks_without_slots_turn_sampling_off_until_the_backfill_adds_them(tmp_path: Path) -> None:
     index = _index(tmp_path, SAMPLED)
     try:
         _readable_corpus(index)
