@@ -82,7 +82,7 @@ VARIANTS: dict[str, EdgeTuning] = {
 # Query plans measured over an already built shard, reopened with only its query-time settings changed.
 QUERY_PLANS: dict[str, dict[str, Any]] = {
     # The plan before per-search planning: ACORN for every filter, the engine's own choice of exact scans.
-    "acorn-for-every-filter": {"acorn_min_keys": 0, "exact_max_points": 0, "wide_min_share": None},
+    "acorn-for-every-filter": {"many_keys_above": 0, "exact_max_points": 0, "wide_min_share": None},
     # Planned, but large filters walk the graph filtered (ACORN or plain) instead of wide.
     "no-wide": {"wide_min_share": None},
     # No ACORN at all: plain filtered HNSW between the exact limit and the wide share.

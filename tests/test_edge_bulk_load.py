@@ -148,9 +148,9 @@ def test_a_shard_built_with_float_vectors_gets_int8_copies_on_its_next_write_aft
 
 QUERY_PLANS = {
     "default": SMALL_THRESHOLD,
-    "exact-always": replace(SMALL_THRESHOLD, exact_max_points=10**9),
+    "exact-always": replace(SMALL_THRESHOLD, exact_max_points=10**9, many_keys_above=0),
     "graph-only": replace(SMALL_THRESHOLD, exact_max_points=0, acorn=False),
-    "acorn-always": replace(SMALL_THRESHOLD, exact_max_points=0, acorn_min_keys=0, wide_min_share=None),
+    "acorn-always": replace(SMALL_THRESHOLD, exact_max_points=0, many_keys_above=0, wide_min_share=None),
     # Every filter wide, small ones included: recall suffers there (their chunks are rarely among the
     # unfiltered candidates), but nothing of the unfiltered walk may come back.
     "wide-always": replace(SMALL_THRESHOLD, exact_max_points=0, wide_min_share=0.0, wide_candidates=200),
@@ -200,13 +200,16 @@ def test_a_search_is_planned_by_the_size_of_its_filter_and_the_callers_keys(corp
 
             return plan_dense_search(tuning, len(principal.access_keys()), estimate, lambda: index.count()).value
 
-        scaled = replace(SMALL_THRESHOLD, exact_max_points=500)  # ~4 and ~2,000 of the 4,000 chunks
-        assert plan(small, scaled) == "exact" and plan(large, scaled) == "wide"
-        assert plan(large, SMALL_THRESHOLD) == "exact"  # 10,000 by default: this whole corpus
+        # A few keys: the graph at every size below the wide share (~4 and ~2,000 of the 4,000 chunks).
+        assert plan(small, SMALL_THRESHOLD) == "graph" and plan(large, SMALL_THRESHOLD) == "wide"
+        assert plan(small, replace(SMALL_THRESHOLD, exact_max_points=10**9)) == "graph"
+        # Many keys: exact up to the limit (10,000 by default: this whole corpus), ACORN above it.
+        assert plan(many_keys, SMALL_THRESHOLD) == "exact"
         narrow = replace(SMALL_THRESHOLD, exact_max_points=0, wide_min_share=None)
         assert plan(large, narrow) == "graph"
         assert plan(many_keys, narrow) == "acorn"
-        assert plan(large, replace(narrow, acorn_min_keys=0)) == "acorn"
+        assert plan(small, replace(SMALL_THRESHOLD, many_keys_above=0)) == "exact"
+        assert plan(large, replace(narrow, many_keys_above=0)) == "acorn"
         assert plan(many_keys, replace(narrow, acorn=False)) == "graph"
         assert plan(small, replace(SMALL_THRESHOLD, exact_max_points=0)) in {"graph", "acorn"}  # 0.1 %: never wide
     finally:

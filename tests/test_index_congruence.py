@@ -267,6 +267,15 @@ WIDENING_ATTEMPTS = {
         must=[models.Filter(should=[_key("tenant_id", TENANT), _key("tenant_id", OTHER_TENANT)])]
     ),
     "empty-filter": models.Filter(),
+    # Aimed at the deny check: a narrowing that selects exactly the caller's denied chunks, or one
+    # true of every chunk whatever its deny list, must still leave them out.
+    "only-own-denials": models.Filter(must=[_key("acl_deny", user_key(TENANT, DENIED))]),
+    "denied-or-not": models.Filter(
+        should=[
+            _key("acl_deny", user_key(TENANT, DENIED)),
+            models.Filter(must_not=[_key("acl_deny", user_key(TENANT, DENIED))]),
+        ]
+    ),
     "should-forged-read-keys": models.Filter(
         should=[
             _read_keys(f"{OTHER_TENANT}#{tenant_key(OTHER_TENANT)}", f"{OTHER_TENANT}#{group_key(OTHER_TENANT, FIN)}"),
