@@ -83,6 +83,8 @@ VARIANTS: dict[str, EdgeTuning] = {
 QUERY_PLANS: dict[str, dict[str, Any]] = {
     # The plan before per-search planning: ACORN for every filter, the engine's own choice of exact scans.
     "acorn-for-every-filter": {"many_keys_above": 0, "exact_max_points": 0, "wide_min_share": None},
+    # The plan before callers of few keys walked the graph at every size: exact for every small filter.
+    "exact-for-small-filters": {"few_keys_exact_max_points": 10_000},
     # Planned, but large filters walk the graph filtered (ACORN or plain) instead of wide.
     "no-wide": {"wide_min_share": None},
     # No ACORN at all: plain filtered HNSW between the exact limit and the wide share.

@@ -139,7 +139,9 @@ class EdgeTuning:
     the engine's own exact scan of small filters: 6.1 against 2.0 ms for 874 chunks of
     500 groups. Plain HNSW strands where many small groups add up to a large share:
     500 groups at 31 % had recall 0.38-0.45 plain against 0.81-0.97 with ACORN (33 ms).
-    0 for ``exact_max_points`` turns the exact rule off.
+    0 for ``exact_max_points`` turns the exact rule off. ``few_keys_exact_max_points`` is
+    the same limit for callers of few keys: 0 (never) by default; the plan before used
+    10,000 for every caller, and the search benchmark measures it that way side by side.
     A filter estimated at ``wide_min_share`` of the shard's chunks or more (None: never) is
     searched wide: the graph is walked without the filter for ``wide_candidates`` ids (ids and
     scores only; nothing of that walk is returned), and only those candidates are scored,
@@ -180,6 +182,7 @@ class EdgeTuning:
     acorn_max_selectivity: float | None = None
     many_keys_above: int = 16
     exact_max_points: int = 10_000
+    few_keys_exact_max_points: int = 0
     wide_min_share: float | None = 0.25
     wide_candidates: int = 300
     payload_graph: PayloadGraph = PayloadGraph.ACL
@@ -210,10 +213,11 @@ def plan_dense_search(
     only when a rule needs it. See :class:`EdgeTuning` for the measurements.
     """
     many_keys = keys > tuning.many_keys_above
+    exact_limit = tuning.exact_max_points if many_keys else tuning.few_keys_exact_max_points
     found: int | None = None
-    if many_keys and tuning.exact_max_points > 0:
+    if exact_limit > 0:
         found = estimate()
-        if found <= tuning.exact_max_points:
+        if found <= exact_limit:
             return SearchPlan.EXACT
     if tuning.wide_min_share is not None:
         found = estimate() if found is None else found

@@ -209,6 +209,7 @@ def test_a_search_is_planned_by_the_size_of_its_filter_and_the_callers_keys(corp
         assert plan(large, narrow) == "graph"
         assert plan(many_keys, narrow) == "acorn"
         assert plan(small, replace(SMALL_THRESHOLD, many_keys_above=0)) == "exact"
+        assert plan(small, replace(SMALL_THRESHOLD, few_keys_exact_max_points=10_000)) == "exact"  # the plan before
         assert plan(large, replace(narrow, many_keys_above=0)) == "acorn"
         assert plan(many_keys, replace(narrow, acorn=False)) == "graph"
         assert plan(small, replace(SMALL_THRESHOLD, exact_max_points=0)) in {"graph", "acorn"}  # 0.1 %: never wide
