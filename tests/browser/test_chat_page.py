@@ -140,9 +140,10 @@ def test_pick_ask_watch_open_source_and_document(page: Page, app_url: str) -> No
     shot(page, "02-signed-in-with-suggestions")
     page.fill("#q", REVENUE)
     page.press("#q", "Enter")
-    progress = page.locator("article.a .progress")
-    progress.wait_for()  # the waiting state says what is happening
-    assert re.search(r"Searching|Reading \d+ passage|Writing", progress.inner_text())
+    # The waiting state says what is happening. Read in the page in one step: the answer can
+    # finish between a wait and a separate read, and the progress line is gone by then.
+    waiting = page.wait_for_function("() => document.querySelector('article.a .progress')?.innerText")
+    assert re.search(r"Searching|Reading \d+ passage|Writing", str(waiting.json_value()))
     shot(page, "03-waiting")
     answer = page.locator("article.a").last
     answer.locator(".meta").wait_for()
