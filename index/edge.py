@@ -84,8 +84,6 @@ from index.qdrant import DENSE_VECTOR
 from index.sparse import ENCODER_FIELD, SPARSE_VECTOR, Bm25Encoder, FusionParams
 
 log = logging.getLogger(__name__)
-# The same namespace as index/qdrant.py, so a chunk id means the same thing in either engine.
-# Only these payload fields leave the engine on a search: ACL fields stay behind by construction.
 _SHARD_DIR = "shard"
 _LOCK_FILE = "owner.lock"
 _WRITE_BATCH = 256
