@@ -538,10 +538,18 @@ def test_a_publish_whose_acl_never_settles_leaves_the_version_invisible(monkeypa
     assert all(visible(index, p, "savings plan") == set() for p in MATRIX)
 
 
-@pytest.mark.parametrize("candidates", [3, 1000])
-def test_an_edge_search_gone_wide_returns_only_what_the_filter_lets_through(tmp_path: Path, candidates: int) -> None:
-    """Unfiltered candidates: with 3 mostly unreadable ones, with 1000 every chunk; only readable ones come back."""
-    wide = EdgeTuning(exact_max_points=0, wide_min_share=0.0, wide_candidates=candidates)
+@pytest.mark.parametrize(("candidates", "documents"), [(1, 100), (3, 0), (3, 100), (1000, 0), (1000, 100)])
+def test_an_edge_search_gone_wide_returns_only_what_the_filter_lets_through(
+    tmp_path: Path, candidates: int, documents: int
+) -> None:
+    """Unfiltered candidates: with 1-3 mostly unreadable ones, with 1000 every chunk; only readable ones come back.
+
+    With ``documents``, the whole documents of the candidates are scored too: most of them
+    unreadable (another tenant's, denied, nobody's), and none may come back.
+    """
+    wide = EdgeTuning(
+        exact_max_points=0, wide_min_share=0.0, wide_candidates=candidates, wide_sibling_documents=documents
+    )
     index = EdgeChunkIndex(path=tmp_path / "edge", dimension=DIM, tuning=wide)
     try:
         index.ensure_schema()
@@ -556,6 +564,31 @@ def test_an_edge_search_gone_wide_returns_only_what_the_filter_lets_through(tmp_
                     assert seen == expected(principal), (mode, principal)
     finally:
         index.close()
+
+
+def _wide_search_texts(tmp_path: Path, documents: int, principal: Principal, query: str) -> set[str]:
+    """What a search whose walk keeps one candidate returns, with the documents of ``documents`` candidates."""
+    wide = EdgeTuning(exact_max_points=0, wide_min_share=0.0, wide_candidates=1, wide_sibling_documents=documents)
+    index = EdgeChunkIndex(path=tmp_path / f"edge-{documents}", dimension=DIM, tuning=wide)
+    try:
+        index.ensure_schema()
+        for doc in CORPUS:
+            index.replace_document(doc)
+        return {p.text for p in index.search(principal, list(embed(query)), top_k=10)}
+    finally:
+        index.close()
+
+
+def test_a_wide_search_scores_the_whole_document_of_its_best_candidate(tmp_path: Path) -> None:
+    """The walk keeps only the revenue chunk; the margin chunk of the same document comes back with it."""
+    finance = member(ALICE, FIN)
+    revenue, margin = BY_PATH["finance/q3.md"].chunks[0].text, BY_PATH["finance/q3.md"].chunks[1].text
+    assert _wide_search_texts(tmp_path, 0, finance, revenue) == {revenue}  # the control: the walk's one candidate
+    assert _wide_search_texts(tmp_path, 1, finance, revenue) == {revenue, margin}
+    # A caller denied on that document gets none of it, however it was reached.
+    assert _wide_search_texts(tmp_path, 1, member(DENIED, FIN), revenue) == set()
+    # Another tenant's caller neither: the document's chunks are scored, the security filter drops them.
+    assert _wide_search_texts(tmp_path, 1, member(ALICE, FIN, tenant=OTHER_TENANT), revenue) == set()
 
 
 # -- chunks written before read keys -----------------------------------------------------------
