@@ -33,6 +33,7 @@ existing shard rebuilds its graph on the next write.
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
 import logging
 import os
@@ -148,7 +149,8 @@ class EdgeTuning:
     plain and 0.843 with ACORN (p95 37.7 ms), and 0.967 wide with 300 candidates (p95 10.5 ms);
     the 45 % caller 0.973 plain and 0.983 wide. Small filters must not go wide: a 0.1 % caller
     found 0.12 of its ten among 300 candidates. The whole documents of the best
-    ``wide_sibling_documents`` candidates are scored too (0: none). The walk's misses were
+    ``wide_sibling_documents`` candidates are scored too (0: none), up to
+    ``wide_sibling_chunks`` chunks (larger documents are passed over). The walk's misses were
     not far down its list: they were chunks no walk reaches. Searching each chunk's own
     vector did not return it for ~1.2 % of the chunks at 1M (0.3 % at 200k; 0.5-0.9 % with
     no payload links), with ef 256 or 1000 alike, and the misses at 50 % stood at exact ranks
@@ -191,6 +193,7 @@ class EdgeTuning:
     wide_min_share: float | None = 0.25
     wide_candidates: int = 300
     wide_sibling_documents: int = 100
+    wide_sibling_chunks: int = 2_000
     payload_graph: PayloadGraph = PayloadGraph.ACL
     segments: int = 4
     max_segment_kb: int | None = None
@@ -258,6 +261,13 @@ class EdgeChunkIndex:
         # calls hold the GIL anyway, so one lock costs nothing and keeps each
         # multi-step write (publish: delete, then flip) in one piece.
         self._lock = threading.RLock()
+        # A caller's translated security filter, and the engine's estimate of its chunks, are
+        # remembered per caller (searches without a narrowing only): for 500 groups they cost
+        # ~0.6 and ~0.8 ms of every search. Keyed by the whole Principal, of which the filter is
+        # a pure function; an estimate is kept only until the next write (it only picks the plan).
+        self._readable_filter = functools.lru_cache(maxsize=256)(_readable_filter)
+        self._estimates: dict[Principal, tuple[int, int]] = {}  # principal -> (writes seen, estimate)
+        self._writes = 0
         self._path.mkdir(parents=True, exist_ok=True)
         self._owner = _acquire_owner_lock(self._path)
         try:
@@ -336,6 +346,7 @@ class EdgeChunkIndex:
 
     def _write(self, operations: Sequence[qe.UpdateOperation]) -> None:
         def apply(shard: qe.EdgeShard) -> None:
+            self._writes += 1  # before the update: a failed one may still have changed the shard
             for operation in operations:
                 shard.update(operation)
             # There is no background optimizer in-process: optimize() builds HNSW for
@@ -599,7 +610,10 @@ class EdgeChunkIndex:
     ) -> list[Passage]:
         """The ``top_k`` best chunks for the query among those ``principal`` may read (see the port)."""
         # Built by the one builder, then translated: a shape the translation does not know raises here.
-        security = to_edge_filter(security_filter(principal, narrowing=narrowing))
+        if narrowing is None:
+            security = self._readable_filter(principal)
+        else:
+            security = to_edge_filter(security_filter(principal, narrowing=narrowing))
         chosen = self._fusion.mode_for(mode, text)
         sparse = self._encoder.encode_query(text or "") if chosen is not RetrievalMode.DENSE else None
         keys = len(principal.access_keys())
@@ -607,7 +621,9 @@ class EdgeChunkIndex:
         dense = [float(x) for x in vector]
 
         def run(shard: qe.EdgeShard) -> list[qe.ScoredPoint]:
-            sizes = _ShardSizes(shard, security)
+            remembered = self._estimates.get(principal) if narrowing is None else None
+            known = remembered[1] if remembered is not None and remembered[0] == self._writes else None
+            sizes = _ShardSizes(shard, security, known)
             dense_filter, dense_params = security, None
             if chosen is not RetrievalMode.SPARSE:
                 dense_filter, dense_params = self._dense_branch(shard, sizes, security, keys, dense)
@@ -626,7 +642,12 @@ class EdgeChunkIndex:
                 dense_filter=dense_filter,
                 idf_corpus=idf_corpus,
             )
-            return shard.query(request)
+            found = shard.query(request)
+            if narrowing is None and known is None and sizes.estimated is not None:
+                if len(self._estimates) >= 1024:
+                    self._estimates.clear()
+                self._estimates[principal] = (self._writes, sizes.estimated)
+            return found
 
         return [passage(p.id, p.payload, p.score) for p in self._call(run)]
 
@@ -659,7 +680,8 @@ class EdgeChunkIndex:
         )
         walked = [point.id for point in shard.query(walk)]  # best first
         reached: list[qe.ConditionType] = [qe.HasIdCondition(point_ids=set(walked))]
-        if documents := _documents_of(shard, walked[: self._tuning.wide_sibling_documents]):
+        best = walked[: self._tuning.wide_sibling_documents]
+        if documents := _documents_of(shard, best, self._tuning.wide_sibling_chunks):
             # Chunks of one document lie close together, and the graph links such a cluster through
             # a few of its chunks: the others can be out of reach of any walk. Scoring the whole
             # documents of the best candidates brings them back; the security filter decides each one.
@@ -777,17 +799,32 @@ def _acquire_owner_lock(folder: Path) -> int:
     return descriptor
 
 
-def _documents_of(shard: qe.EdgeShard, ids: list[qe.PointId]) -> list[str]:
-    """The documents of these chunks, in the order of their first chunk (only ``doc_id`` is read).
+def _documents_of(shard: qe.EdgeShard, ids: list[qe.PointId], chunk_budget: int) -> list[str]:
+    """The documents of these chunks, in the order of their first chunk, holding ``chunk_budget`` chunks at most.
 
-    Read apart from the walk: the engine reads a point's payload at ~12 µs, so asking the
+    A document that would overrun the budget is passed over (a long report can hold
+    thousands of chunks, each scored exactly); so is a chunk without its document's size.
+    Read apart from the walk: the engine reads a point's payload at ~12-20 µs, so asking the
     walk for it would pay that for all of its candidates (+3.7 ms for 300 at 1M chunks).
     """
     if not ids:
         return []
-    records = shard.retrieve(ids, ["doc_id"], False)
-    found = {record.id: (record.payload or {}).get("doc_id") for record in records}
-    return list(dict.fromkeys(str(found[i]) for i in ids if found.get(i)))
+    records = {record.id: record.payload or {} for record in shard.retrieve(ids, ["doc_id", "chunk_count"], False)}
+    documents: dict[str, None] = {}
+    left = chunk_budget
+    for point_id in ids:
+        payload = records.get(point_id, {})
+        doc_id, size = payload.get("doc_id"), payload.get("chunk_count")
+        if not doc_id or str(doc_id) in documents or not isinstance(size, int) or size > left:
+            continue
+        documents[str(doc_id)] = None
+        left -= size
+    return list(documents)
+
+
+def _readable_filter(principal: Principal) -> qe.Filter:
+    """The caller's security filter without a narrowing, translated for the engine."""
+    return to_edge_filter(security_filter(principal))
 
 
 def _match(key: str, value: str) -> qe.FieldCondition:
@@ -800,10 +837,15 @@ class _ShardSizes:
     Each is asked of the engine at most once per search, and only when a rule needs it.
     """
 
-    def __init__(self, shard: qe.EdgeShard, security: qe.Filter) -> None:
+    def __init__(self, shard: qe.EdgeShard, security: qe.Filter, known_estimate: int | None = None) -> None:
         self._shard, self._security = shard, security
-        self._estimate: int | None = None
+        self._estimate: int | None = known_estimate
         self._points: int | None = None
+
+    @property
+    def estimated(self) -> int | None:
+        """The estimate if it was asked for (or known), else None."""
+        return self._estimate
 
     def estimate(self) -> int:
         if self._estimate is None:

@@ -221,6 +221,25 @@ def test_user_of_another_tenant_with_the_same_ids_sees_only_that_tenant(corpus: 
     assert visible(corpus, member(ALICE, FIN, ENG, LEADS, ATLAS, tenant=OTHER_TENANT)) == {"other/plans.md"}
 
 
+def test_a_callers_earlier_searches_never_widen_a_later_one(corpus: ChunkIndex) -> None:
+    """Searches repeated as one caller's groups, guest status and the documents' ACLs change.
+
+    An implementation may remember a caller's filter and its size between searches (the
+    edge engine does); every search must still answer for the caller and the ACLs of now.
+    """
+    finance = member(ALICE, FIN)
+    for _ in range(2):  # the second time from whatever the first one left behind
+        assert visible(corpus, finance) == expected(finance)
+    assert visible(corpus, member(ALICE)) == expected(member(ALICE))  # the group removed
+    assert visible(corpus, member(ALICE, FIN, guest=True)) == expected(member(ALICE, FIN, guest=True))
+    assert visible(corpus, member(ALICE, FIN, tenant=OTHER_TENANT)) == expected(member(ALICE, FIN, tenant=OTHER_TENANT))
+    # The document's ACL changes under the same caller: Alice's group loses it, a deny names her.
+    corpus.update_acl(BY_PATH["finance/q3.md"].meta.doc_id, acl({group_key(TENANT, ENG)}))
+    corpus.update_acl(BY_PATH["finance/board.md"].meta.doc_id, acl({group_key(TENANT, FIN)}, {user_key(TENANT, ALICE)}))
+    assert visible(corpus, finance) == {"company/handbook.md"}
+    assert visible(corpus, finance, "revenue margin board compensation") == {"company/handbook.md"}
+
+
 def test_deny_entry_beats_group_allow(corpus: ChunkIndex) -> None:
     assert visible(corpus, member(DENIED, FIN)) == {"company/handbook.md"}
     assert visible(corpus, member(GRACE, FIN)) == {"company/handbook.md", "finance/q3.md"}
@@ -566,10 +585,18 @@ def test_an_edge_search_gone_wide_returns_only_what_the_filter_lets_through(
         index.close()
 
 
-def _wide_search_texts(tmp_path: Path, documents: int, principal: Principal, query: str) -> set[str]:
+def _wide_search_texts(
+    tmp_path: Path, documents: int, principal: Principal, query: str, chunk_budget: int = 2_000
+) -> set[str]:
     """What a search whose walk keeps one candidate returns, with the documents of ``documents`` candidates."""
-    wide = EdgeTuning(exact_max_points=0, wide_min_share=0.0, wide_candidates=1, wide_sibling_documents=documents)
-    index = EdgeChunkIndex(path=tmp_path / f"edge-{documents}", dimension=DIM, tuning=wide)
+    wide = EdgeTuning(
+        exact_max_points=0,
+        wide_min_share=0.0,
+        wide_candidates=1,
+        wide_sibling_documents=documents,
+        wide_sibling_chunks=chunk_budget,
+    )
+    index = EdgeChunkIndex(path=tmp_path / f"edge-{uuid.uuid4().hex[:8]}", dimension=DIM, tuning=wide)
     try:
         index.ensure_schema()
         for doc in CORPUS:
@@ -585,6 +612,8 @@ def test_a_wide_search_scores_the_whole_document_of_its_best_candidate(tmp_path:
     revenue, margin = BY_PATH["finance/q3.md"].chunks[0].text, BY_PATH["finance/q3.md"].chunks[1].text
     assert _wide_search_texts(tmp_path, 0, finance, revenue) == {revenue}  # the control: the walk's one candidate
     assert _wide_search_texts(tmp_path, 1, finance, revenue) == {revenue, margin}
+    # A document larger than what is left of the chunk budget is passed over (it has 2 chunks).
+    assert _wide_search_texts(tmp_path, 1, finance, revenue, chunk_budget=1) == {revenue}
     # A caller denied on that document gets none of it, however it was reached.
     assert _wide_search_texts(tmp_path, 1, member(DENIED, FIN), revenue) == set()
     # Another tenant's caller neither: the document's chunks are scored, the security filter drops them.
