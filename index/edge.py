@@ -156,7 +156,9 @@ class EdgeTuning:
     no payload links), with ef 256 or 1000 alike, and the misses at 50 % stood at exact ranks
     0-62. A document's chunks lie close together, and the graph links such a cluster through
     a few of them. With the documents of the best 100 candidates, recall@10 at 50 % went from
-    0.964 to 0.992 (50: 0.990), for one more engine read and ~4 ms more at the median.
+    0.964 to 0.992 (50: 0.990; on another sample of questions 0.978 to 0.987), for one more
+    engine read: ~3.5 ms more at the median in a warm process, 6-8 ms in one that has just
+    opened the shard (the payload storage's pages are touched for the first time).
     ``hnsw_ef``: 64 dropped to 0.94-0.96 at 10-50 %; 128 and 256 measured the same at 100k.
     At 300k chunks in one bulk-loaded segment, 128 left single queries with recall 0.0 (the
     search stranded in a region the filter empties) in three of three builds, at 10 % or 50 %;
