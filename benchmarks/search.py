@@ -89,6 +89,8 @@ QUERY_PLANS: dict[str, dict[str, Any]] = {
     "no-wide": {"wide_min_share": None},
     # No ACORN at all: plain filtered HNSW between the exact limit and the wide share.
     "no-acorn": {"acorn": False},
+    # The plan before wide searches scored the whole documents of their best candidates.
+    "wide-candidates-only": {"wide_sibling_documents": 0},
 }
 
 
