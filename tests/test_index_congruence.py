@@ -19,6 +19,7 @@ import textwrap
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -569,11 +570,7 @@ def test_an_edge_search_gone_wide_returns_only_what_the_filter_lets_through(
     wide = EdgeTuning(
         exact_max_points=0, wide_min_share=0.0, wide_candidates=candidates, wide_sibling_documents=documents
     )
-    index = EdgeChunkIndex(path=tmp_path / "edge", dimension=DIM, tuning=wide)
-    try:
-        index.ensure_schema()
-        for doc in CORPUS:
-            index.replace_document(doc)
+    with _edge_with_corpus(tmp_path / "edge", wide) as index:
         for mode in (RetrievalMode.DENSE, RetrievalMode.HYBRID):
             for principal in MATRIX:
                 found = index.search(principal, list(embed("company")), top_k=100, text=ALL_WORDS, mode=mode)
@@ -581,43 +578,51 @@ def test_an_edge_search_gone_wide_returns_only_what_the_filter_lets_through(
                 assert seen <= expected(principal), (mode, principal)
                 if candidates == 1000:
                     assert seen == expected(principal), (mode, principal)
+
+
+@contextmanager
+def _edge_with_corpus(path: Path, tuning: EdgeTuning) -> Iterator[EdgeChunkIndex]:
+    """An edge index under ``tuning`` holding the corpus, closed afterwards."""
+    index = EdgeChunkIndex(path=path, dimension=DIM, tuning=tuning)
+    try:
+        index.ensure_schema()
+        for doc in CORPUS:
+            index.replace_document(doc)
+        yield index
     finally:
         index.close()
 
 
-def _wide_search_texts(
-    tmp_path: Path, documents: int, principal: Principal, query: str, chunk_budget: int = 2_000
-) -> set[str]:
-    """What a search whose walk keeps one candidate returns, with the documents of ``documents`` candidates."""
-    wide = EdgeTuning(
+def _one_candidate(documents: int, chunk_budget: int = 2_000) -> EdgeTuning:
+    """Every search wide, its walk keeping one candidate, with the documents of ``documents`` candidates."""
+    return EdgeTuning(
         exact_max_points=0,
         wide_min_share=0.0,
         wide_candidates=1,
         wide_sibling_documents=documents,
         wide_sibling_chunks=chunk_budget,
     )
-    index = EdgeChunkIndex(path=tmp_path / f"edge-{uuid.uuid4().hex[:8]}", dimension=DIM, tuning=wide)
-    try:
-        index.ensure_schema()
-        for doc in CORPUS:
-            index.replace_document(doc)
-        return {p.text for p in index.search(principal, list(embed(query)), top_k=10)}
-    finally:
-        index.close()
+
+
+def _texts(index: ChunkIndex, principal: Principal, query: str) -> set[str]:
+    return {p.text for p in index.search(principal, list(embed(query)), top_k=10)}
 
 
 def test_a_wide_search_scores_the_whole_document_of_its_best_candidate(tmp_path: Path) -> None:
     """The walk keeps only the revenue chunk; the margin chunk of the same document comes back with it."""
     finance = member(ALICE, FIN)
     revenue, margin = BY_PATH["finance/q3.md"].chunks[0].text, BY_PATH["finance/q3.md"].chunks[1].text
-    assert _wide_search_texts(tmp_path, 0, finance, revenue) == {revenue}  # the control: the walk's one candidate
-    assert _wide_search_texts(tmp_path, 1, finance, revenue) == {revenue, margin}
-    # A document larger than what is left of the chunk budget is passed over (it has 2 chunks).
-    assert _wide_search_texts(tmp_path, 1, finance, revenue, chunk_budget=1) == {revenue}
-    # A caller denied on that document gets none of it, however it was reached.
-    assert _wide_search_texts(tmp_path, 1, member(DENIED, FIN), revenue) == set()
-    # Another tenant's caller neither: the document's chunks are scored, the security filter drops them.
-    assert _wide_search_texts(tmp_path, 1, member(ALICE, FIN, tenant=OTHER_TENANT), revenue) == set()
+    with _edge_with_corpus(tmp_path / "candidate-only", _one_candidate(0)) as index:
+        assert _texts(index, finance, revenue) == {revenue}  # the control: the walk's one candidate
+    with _edge_with_corpus(tmp_path / "one-chunk-budget", _one_candidate(1, chunk_budget=1)) as index:
+        # A document larger than what is left of the chunk budget is passed over (it has 2 chunks).
+        assert _texts(index, finance, revenue) == {revenue}
+    with _edge_with_corpus(tmp_path / "its-document", _one_candidate(1)) as index:
+        assert _texts(index, finance, revenue) == {revenue, margin}
+        # A caller denied on that document gets none of it, however it was reached.
+        assert _texts(index, member(DENIED, FIN), revenue) == set()
+        # Another tenant's caller neither: the document's chunks are scored, the security filter drops them.
+        assert _texts(index, member(ALICE, FIN, tenant=OTHER_TENANT), revenue) == set()
 
 
 # -- chunks written before read keys -----------------------------------------------------------
