@@ -18,6 +18,10 @@ Three things differ from the qdrant-client implementation, each on purpose:
   links, 100k chunks). The defaults of :class:`EdgeTuning` were measured to keep
   recall@10 >= 0.99 from 0.1 % to 50 % selectivity (``python -m benchmarks.search``).
 
+Because one process owns the shard, it knows every deny entry its chunks hold (listed
+from the engine when unknown, kept current by its own writes), and a search checks only
+the caller's keys among them against deny lists (:class:`_DenyVocabulary`).
+
 Every chunk also carries BM25-style term weights (:mod:`index.sparse`); sparse and
 hybrid searches are built by :func:`search_request`, with the translated security
 filter on every prefetch, on the fusion, and as the population IDF is computed
@@ -39,6 +43,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Set as AbstractSet
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -88,6 +93,9 @@ log = logging.getLogger(__name__)
 _SHARD_DIR = "shard"
 _LOCK_FILE = "owner.lock"
 _WRITE_BATCH = 256
+#: More distinct deny entries than this and searches check every key of a caller (the facet is one call).
+_DENY_VOCABULARY_LIMIT = 1_000_000
+_NO_DENIES: frozenset[str] = frozenset()  # a write that stores no deny entry
 #: Chunks written before IDF sample slots existed.
 _WITHOUT_SLOT = qe.Filter(must=[qe.IsEmptyCondition(key=idf_sample.FIELD)])
 T = TypeVar("T")
@@ -270,6 +278,7 @@ class EdgeChunkIndex:
         self._readable_filter = functools.lru_cache(maxsize=256)(_readable_filter)
         self._estimates: dict[Principal, tuple[int, int]] = {}  # principal -> (writes seen, estimate)
         self._writes = 0
+        self._denies = _DenyVocabulary(self._list_deny_entries)
         self._path.mkdir(parents=True, exist_ok=True)
         self._owner = _acquire_owner_lock(self._path)
         try:
@@ -346,9 +355,17 @@ class EdgeChunkIndex:
             except Exception as exc:  # the engine raises bare Exception for every failure
                 raise IndexUnavailableError(f"index operation failed: {exc}") from exc
 
-    def _write(self, operations: Sequence[qe.UpdateOperation]) -> None:
+    def _write(self, operations: Sequence[qe.UpdateOperation], *, denies: AbstractSet[str] | None = None) -> None:
+        """Apply ``operations``; ``denies`` names every deny entry they may store (None: unknown).
+
+        An unknown write makes the deny vocabulary unknown too: it is listed again before the
+        next search, so a write path that does not name its entries costs a facet, never a leak.
+        """
+
         def apply(shard: qe.EdgeShard) -> None:
             self._writes += 1  # before the update: a failed one may still have changed the shard
+            if self._denies.add(denies):  # before the update too: no search sees a deny it does not check
+                self._readable_filter.cache_clear()  # their keys hold the old vocabulary: never hit again
             for operation in operations:
                 shard.update(operation)
             # There is no background optimizer in-process: optimize() builds HNSW for
@@ -379,7 +396,8 @@ class EdgeChunkIndex:
             params = qe.IntegerIndexParams(lookup=False, range=True, enable_hnsw=False)
             operations.append(qe.UpdateOperation.create_field_index(idf_sample.FIELD, params))
         if operations:
-            self._write(operations)
+            self._write(operations, denies=_NO_DENIES)
+        self._denies.forget()  # listed again before the next search, now that its payload index exists
         self._backfill_read_keys()
         if missing := self._count_missing_slots():
             # Adding them rewrites every chunk (its segment is rebuilt): an admin's migration, not start-up's.
@@ -388,6 +406,22 @@ class EdgeChunkIndex:
                 "chunk until `clearance index backfill-sparse` adds them",
                 missing,
             )
+
+    def _list_deny_entries(self) -> set[str] | None:
+        """Every value of the chunks' deny lists (the engine's exact facet); None when not listed in full."""
+        request = qe.FacetRequest(key=DENY_FIELD, limit=_DENY_VOCABULARY_LIMIT, exact=True)
+        try:
+            hits = self._call(lambda shard: shard.facet(request).hits)
+        except IndexUnavailableError as exc:  # e.g. a shard without the deny list's payload index yet
+            log.info("deny entries not listed (%s): searches check every key of a caller against deny lists", exc)
+            return None
+        if len(hits) >= _DENY_VOCABULARY_LIMIT:
+            log.warning(
+                "%d or more distinct deny entries: searches check every key of a caller against deny lists",
+                _DENY_VOCABULARY_LIMIT,
+            )
+            return None
+        return {str(hit.value) for hit in hits}
 
     def _count_missing_slots(self) -> int:
         """Chunks without an IDF sample slot (written before slots existed); sampling waits for none."""
@@ -403,7 +437,8 @@ class EdgeChunkIndex:
             for point_id, _ in page:
                 by_slot.setdefault(idf_sample.slot_of(point_id), []).append(point_id)
             self._write(
-                [qe.UpdateOperation.set_payload(found, {idf_sample.FIELD: slot}) for slot, found in by_slot.items()]
+                [qe.UpdateOperation.set_payload(found, {idf_sample.FIELD: slot}) for slot, found in by_slot.items()],
+                denies=_NO_DENIES,
             )
             added += len(page)
         self._count_missing_slots()
@@ -436,7 +471,7 @@ class EdgeChunkIndex:
                 for start in range(0, len(group.ids), _WRITE_BATCH)
             ]
             if operations:
-                self._write(operations)
+                self._write(operations, denies=_NO_DENIES)
 
     @contextmanager
     def bulk_load(self) -> Iterator[None]:
@@ -496,7 +531,8 @@ class EdgeChunkIndex:
             [
                 qe.UpdateOperation.upsert_points(points[start : start + _WRITE_BATCH])
                 for start in range(0, len(points), _WRITE_BATCH)
-            ]
+            ],
+            denies=document.acl.deny,
         )
         return version
 
@@ -509,7 +545,10 @@ class EdgeChunkIndex:
         """
         doc, this_version = _match("doc_id", doc_id), _match("version", version)
         with self._lock:
-            self._write([qe.UpdateOperation.delete_points_by_filter(qe.Filter(must=[doc], must_not=[this_version]))])
+            self._write(
+                [qe.UpdateOperation.delete_points_by_filter(qe.Filter(must=[doc], must_not=[this_version]))],
+                denies=_NO_DENIES,
+            )
             staged = qe.Filter(must=[doc, this_version], must_not=[_match(STATE_FIELD, LIVE_STATE)])
             for attempt in range(PUBLISH_ATTEMPTS + 1):
                 page = self._scroll_page(staged, ACL_SOURCE_FIELDS, 1)
@@ -522,7 +561,9 @@ class EdgeChunkIndex:
                 unchanged = qe.Filter(
                     must=[doc, this_version, _match(TENANT_FIELD, tenant_id), _match("acl_hash", acl_hash)]
                 )
-                self._write([qe.UpdateOperation.set_payload_by_filter(unchanged, live_payload(stored))])
+                # The flip writes state and read keys; the deny list was named when the version was staged.
+                flip = qe.UpdateOperation.set_payload_by_filter(unchanged, live_payload(stored))
+                self._write([flip], denies=_NO_DENIES)
         raise IndexUnavailableError(f"the ACL of document {doc_id} kept changing while it was published")
 
     def update_acl(self, doc_id: str, acl: AccessList) -> None:
@@ -544,11 +585,13 @@ class EdgeChunkIndex:
                     qe.UpdateOperation.set_payload_by_filter(
                         qe.Filter(must=[doc, live]), live_acl_payload(tenant_id, acl)
                     ),
-                ]
+                ],
+                denies=acl.deny,
             )
 
     def delete_document(self, doc_id: str) -> None:
-        self._write([qe.UpdateOperation.delete_points_by_filter(qe.Filter(must=[_match("doc_id", doc_id)]))])
+        deletion = qe.UpdateOperation.delete_points_by_filter(qe.Filter(must=[_match("doc_id", doc_id)]))
+        self._write([deletion], denies=_NO_DENIES)
 
     # -- reads ---------------------------------------------------------------
 
@@ -611,11 +654,25 @@ class EdgeChunkIndex:
         mode: RetrievalMode | None = None,
     ) -> list[Passage]:
         """The ``top_k`` best chunks for the query among those ``principal`` may read (see the port)."""
+        with self._lock:  # the filter is built and used with no write in between (the deny vocabulary)
+            return self._search_locked(principal, vector, top_k, min_score, narrowing, text, mode)
+
+    def _search_locked(
+        self,
+        principal: Principal,
+        vector: list[float],
+        top_k: int,
+        min_score: float | None,
+        narrowing: models.Filter | None,
+        text: str | None,
+        mode: RetrievalMode | None,
+    ) -> list[Passage]:
         # Built by the one builder, then translated: a shape the translation does not know raises here.
+        vocabulary = self._denies.current()
         if narrowing is None:
-            security = self._readable_filter(principal)
+            security = self._readable_filter(principal, vocabulary)
         else:
-            security = to_edge_filter(security_filter(principal, narrowing=narrowing))
+            security = to_edge_filter(security_filter(principal, narrowing=narrowing, deny_vocabulary=vocabulary))
         chosen = self._fusion.mode_for(mode, text)
         sparse = self._encoder.encode_query(text or "") if chosen is not RetrievalMode.DENSE else None
         keys = len(principal.access_keys())
@@ -725,7 +782,8 @@ class EdgeChunkIndex:
                     qe.UpdateOperation.update_vectors(weights),
                     # Marked after the weights are written: a crash in between re-does these chunks.
                     qe.UpdateOperation.set_payload(ids, {ENCODER_FIELD: fingerprint}),
-                ]
+                ],
+                denies=_NO_DENIES,
             )
         slotted = self._add_idf_slots(batch_size)
         if slotted:
@@ -824,13 +882,55 @@ def _documents_of(shard: qe.EdgeShard, ids: list[qe.PointId], chunk_budget: int)
     return list(documents)
 
 
-def _readable_filter(principal: Principal) -> qe.Filter:
+def _readable_filter(principal: Principal, deny_vocabulary: frozenset[str] | None) -> qe.Filter:
     """The caller's security filter without a narrowing, translated for the engine."""
-    return to_edge_filter(security_filter(principal))
+    return to_edge_filter(security_filter(principal, deny_vocabulary=deny_vocabulary))
 
 
 def _match(key: str, value: str) -> qe.FieldCondition:
     return qe.FieldCondition(key=key, match=qe.MatchValue(value=value))
+
+
+class _DenyVocabulary:
+    """Every entry the shard's chunks hold in their deny lists, as this process knows it.
+
+    A search checks only the caller's keys among these (:func:`security_filter`). That is
+    safe because this process is the shard's only writer (the owner lock): a write adds the
+    entries it names before it lands; a write that names none (``None``), and every shard
+    opened, leaves the vocabulary unknown, and it is listed from the engine again before
+    the next search. A superset is harmless (a deletion leaves its entries here). Every
+    method runs under the index's lock.
+    """
+
+    def __init__(self, list_entries: Callable[[], set[str] | None]) -> None:
+        self._list_entries = list_entries
+        self._entries: set[str] | None = None
+        self._known = False
+        self._snapshot: frozenset[str] | None = None
+
+    def add(self, entries: AbstractSet[str] | None) -> bool:
+        """Entries a write is about to store (None: unknown); whether filters built before are now stale."""
+        if entries is None:
+            self.forget()
+            return True
+        if not self._known or self._entries is None or entries <= self._entries:
+            return False  # unknown or unlisted (listed again, or every key checked), or nothing new
+        self._entries.update(entries)
+        self._snapshot = None
+        return True
+
+    def forget(self) -> None:
+        self._known, self._entries, self._snapshot = False, None, None
+
+    def current(self) -> frozenset[str] | None:
+        """The vocabulary for a filter built now; None: too many to list, check every key."""
+        if not self._known:
+            self._entries, self._known = self._list_entries(), True
+        if self._entries is None:
+            return None
+        if self._snapshot is None:
+            self._snapshot = frozenset(self._entries)
+        return self._snapshot
 
 
 class _ShardSizes:
