@@ -187,7 +187,8 @@ def test_a_search_counts_idf_over_the_security_filter_narrowed_to_the_slots(
 
         monkeypatch.setattr("index.edge.search_request", spy)
         index.search(READER, list(embed(QUERY)), top_k=5, text=QUERY, mode=RetrievalMode.HYBRID)
-        security = to_edge_filter(security_filter(READER))
+        # The index checks only the reader's keys that some chunk's deny list holds (none here).
+        security = to_edge_filter(security_filter(READER, deny_vocabulary=index._denies.current()))
         [request] = captured
         idf = request.prefetches[1].params
         assert idf is not None and idf.idf is not None
