@@ -655,60 +655,48 @@ class EdgeChunkIndex:
     ) -> list[Passage]:
         """The ``top_k`` best chunks for the query among those ``principal`` may read (see the port)."""
         with self._lock:  # the filter is built and used with no write in between (the deny vocabulary)
-            return self._search_locked(principal, vector, top_k, min_score, narrowing, text, mode)
+            # Built by the one builder, then translated: a shape the translation does not know raises here.
+            vocabulary = self._denies.current()
+            if narrowing is None:
+                security = self._readable_filter(principal, vocabulary)
+            else:
+                security = to_edge_filter(security_filter(principal, narrowing=narrowing, deny_vocabulary=vocabulary))
+            chosen = self._fusion.mode_for(mode, text)
+            sparse = self._encoder.encode_query(text or "") if chosen is not RetrievalMode.DENSE else None
+            keys = len(principal.access_keys())
 
-    def _search_locked(
-        self,
-        principal: Principal,
-        vector: list[float],
-        top_k: int,
-        min_score: float | None,
-        narrowing: models.Filter | None,
-        text: str | None,
-        mode: RetrievalMode | None,
-    ) -> list[Passage]:
-        # Built by the one builder, then translated: a shape the translation does not know raises here.
-        vocabulary = self._denies.current()
-        if narrowing is None:
-            security = self._readable_filter(principal, vocabulary)
-        else:
-            security = to_edge_filter(security_filter(principal, narrowing=narrowing, deny_vocabulary=vocabulary))
-        chosen = self._fusion.mode_for(mode, text)
-        sparse = self._encoder.encode_query(text or "") if chosen is not RetrievalMode.DENSE else None
-        keys = len(principal.access_keys())
+            dense = [float(x) for x in vector]
 
-        dense = [float(x) for x in vector]
+            def run(shard: qe.EdgeShard) -> list[qe.ScoredPoint]:
+                remembered = self._estimates.get(principal) if narrowing is None else None
+                known = remembered[1] if remembered is not None and remembered[0] == self._writes else None
+                sizes = _ShardSizes(shard, security, known)
+                dense_filter, dense_params = security, None
+                if chosen is not RetrievalMode.SPARSE:
+                    dense_filter, dense_params = self._dense_branch(shard, sizes, security, keys, dense)
+                idf_corpus = None
+                if chosen is not RetrievalMode.DENSE:
+                    idf_corpus = self._idf_corpus(sizes, security)
+                request = search_request(
+                    mode=chosen,
+                    security=security,
+                    vector=dense,
+                    sparse=sparse,
+                    top_k=top_k,
+                    min_score=min_score,
+                    fusion=self._fusion,
+                    dense_params=dense_params,
+                    dense_filter=dense_filter,
+                    idf_corpus=idf_corpus,
+                )
+                found = shard.query(request)
+                if narrowing is None and known is None and sizes.estimated is not None:
+                    if len(self._estimates) >= 1024:
+                        self._estimates.clear()
+                    self._estimates[principal] = (self._writes, sizes.estimated)
+                return found
 
-        def run(shard: qe.EdgeShard) -> list[qe.ScoredPoint]:
-            remembered = self._estimates.get(principal) if narrowing is None else None
-            known = remembered[1] if remembered is not None and remembered[0] == self._writes else None
-            sizes = _ShardSizes(shard, security, known)
-            dense_filter, dense_params = security, None
-            if chosen is not RetrievalMode.SPARSE:
-                dense_filter, dense_params = self._dense_branch(shard, sizes, security, keys, dense)
-            idf_corpus = None
-            if chosen is not RetrievalMode.DENSE:
-                idf_corpus = self._idf_corpus(sizes, security)
-            request = search_request(
-                mode=chosen,
-                security=security,
-                vector=dense,
-                sparse=sparse,
-                top_k=top_k,
-                min_score=min_score,
-                fusion=self._fusion,
-                dense_params=dense_params,
-                dense_filter=dense_filter,
-                idf_corpus=idf_corpus,
-            )
-            found = shard.query(request)
-            if narrowing is None and known is None and sizes.estimated is not None:
-                if len(self._estimates) >= 1024:
-                    self._estimates.clear()
-                self._estimates[principal] = (self._writes, sizes.estimated)
-            return found
-
-        return [passage(p.id, p.payload, p.score) for p in self._call(run)]
+            return [passage(p.id, p.payload, p.score) for p in self._call(run)]
 
     def _idf_corpus(self, sizes: _ShardSizes, security: qe.Filter) -> qe.Filter:
         """The chunks IDF is counted over: the security filter, narrowed to a sample of slots when large."""
