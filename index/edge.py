@@ -189,6 +189,14 @@ class EdgeTuning:
     are still being written (unindexed) are searched with the float vectors.
     ``idf_sampling``: when sparse and hybrid searches count IDF over a sample of the caller's
     readable chunks instead of all of them (:class:`index.idf_sample.IdfSampling`).
+    ``prewarmed``: a new shard's payload storage is memory-mapped and read into the page cache
+    when the shard is opened (Qdrant's ``Cached`` tier), not on first touch (``Cold``, the
+    engine's default for payload); its pages did not outlive a process, so every start began
+    cold. At 1M chunks (fresh process, 100 questions per bucket, p50 / p95) the 50 % bucket
+    measured 8.5-10.2 / 10.0-14.8 ms against 17.3-23.5 / 20.2-28.1 ms, and the 0.1-10 % buckets
+    1-2 ms less; the wide plan's read of its candidates' documents fell from 7.8 to 1.0 ms.
+    Segments created before keep their storage as created. The payload indexes stay in the
+    heap (the engine's default): in ``Cached`` they made a 1 % caller's filtered walk slower.
     """
 
     m: int = 16
@@ -209,6 +217,7 @@ class EdgeTuning:
     max_segment_kb: int | None = None
     indexing_threshold_kb: int | None = None
     quantized: bool = True
+    prewarmed: bool = True
     oversampling: float = 2.0
     idf_sampling: IdfSampling = field(default_factory=IdfSampling)
 
@@ -279,6 +288,8 @@ class EdgeChunkIndex:
         self._estimates: dict[Principal, tuple[int, int]] = {}  # principal -> (writes seen, estimate)
         self._writes = 0
         self._denies = _DenyVocabulary(self._list_deny_entries)
+        # None leaves the engine's default (Cold) and a shard's persisted choice as they are.
+        self._payload_memory = qe.Memory.Cached if self._tuning.prewarmed else None
         self._path.mkdir(parents=True, exist_ok=True)
         self._owner = _acquire_owner_lock(self._path)
         try:
@@ -316,6 +327,7 @@ class EdgeChunkIndex:
                 max_segment_size=tuning.max_segment_kb,
                 indexing_threshold=tuning.indexing_threshold_kb,
             ),
+            payload_memory=self._payload_memory,
         )
 
     def _open_shard(self) -> qe.EdgeShard:
