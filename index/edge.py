@@ -294,8 +294,6 @@ class EdgeChunkIndex:
         self._estimates: dict[Principal, tuple[int, int]] = {}  # principal -> (writes seen, estimate)
         self._writes = 0
         self._denies = _DenyVocabulary(self._list_deny_entries)
-        # None leaves the engine's default (Cold) and a shard's persisted choice as they are.
-        self._payload_memory = qe.Memory.Cached if self._tuning.prewarmed else None
         self._path.mkdir(parents=True, exist_ok=True)
         self._owner = _acquire_owner_lock(self._path)
         try:
@@ -333,7 +331,8 @@ class EdgeChunkIndex:
                 max_segment_size=tuning.max_segment_kb,
                 indexing_threshold=tuning.indexing_threshold_kb,
             ),
-            payload_memory=self._payload_memory,
+            # None leaves the engine's default (Cold) and a shard's persisted choice as they are.
+            payload_memory=qe.Memory.Cached if tuning.prewarmed else None,
         )
 
     def _open_shard(self) -> qe.EdgeShard:
